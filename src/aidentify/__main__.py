@@ -1,0 +1,5 @@
+"""Allow ``python -m aidentify``."""
+
+from aidentify.cli import main
+
+main()

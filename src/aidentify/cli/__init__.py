@@ -1,0 +1,18 @@
+"""The ``aidentify`` command line: a thin Typer shell over the library.
+
+Only this package imports Typer and Rich. Commands parse options, load the
+stage config, call one library function and render its report; errors from
+the library arrive as :class:`aidentify.errors.AidentifyError` and leave as a
+single ``error: ...`` line with exit code 1.
+"""
+
+from aidentify.cli.app import app
+from aidentify.cli import data as _data_commands  # noqa: F401  (registers commands)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

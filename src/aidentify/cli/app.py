@@ -1,0 +1,111 @@
+"""The Typer app and what every command shares: options, errors, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from aidentify import __version__
+from aidentify.errors import AidentifyError
+
+app = typer.Typer(
+    name="aidentify",
+    help="Facial-emotion recognition: datasets -> clean face crops -> trained model -> live overlay.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Stage YAML file (default: configs/<stage>.yaml if present, else built-in defaults).",
+                 show_default=False),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key, e.g. --set faces.margin=0.3 (repeatable; dotted keys; YAML values).",
+                 show_default=False),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show full tracebacks on errors.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"aidentify {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Facial-emotion recognition: datasets -> clean face crops -> trained model -> live overlay."""
+
+
+def run_guarded(verbose: bool, work: Callable[[], T]) -> T:
+    """Run a command body; turn our errors into one line and exit code 1.
+
+    Ctrl-C exits with 130 and a hint that stages resume; anything unexpected
+    is one line too, unless ``--verbose`` asks for the traceback.
+    """
+    try:
+        return work()
+    except AidentifyError as exc:
+        if verbose:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: nothing finished was lost; run the same command to resume")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug or an environment problem: still one line
+        if verbose:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} "
+                          "(run again with --verbose for the traceback)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A Rich progress display driven by the library's ``progress(task, done, total)``."""
+    columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=False, disable=not sys.stderr.isatty()
+                  and not _force_progress()) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(task: str, done: int, total: int) -> None:
+            if task not in tasks:
+                tasks[task] = bar.add_task(task, total=total)
+            bar.update(tasks[task], completed=done, total=total)
+
+        yield update
+
+
+def _force_progress() -> bool:
+    import os
+
+    return os.environ.get("AIDENTIFY_PROGRESS") == "1"
+
+
+def say_config(origin: str) -> None:
+    console.print(f"[dim]config: {origin}[/]")

@@ -1,0 +1,274 @@
+"""Stage configuration: pydantic models, YAML loading and overrides.
+
+Precedence, lowest first: the defaults in these models < the YAML file
+(``configs/<stage>.yaml`` in the working directory, or ``--config PATH``)
+< ``--set key=value`` overrides (dotted keys, values parsed as YAML scalars,
+never evaluated) < named command-line options. Unknown keys are errors that
+name the closest valid key; wrong types name the key and the expected type.
+
+The YAML files in ``configs/`` repeat these defaults with a comment on every
+key; a test keeps the two identical.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aidentify.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------- download
+class KaggleItem(StrictModel):
+    """One thing to fetch from Kaggle: a dataset or a competition's files."""
+
+    kind: Literal["dataset", "competition"] = "dataset"
+    ref: str
+    files: list[str] = Field(default_factory=list)
+
+
+class DatasetSource(StrictModel):
+    """A named dataset: what to fetch to assemble it."""
+
+    description: str = ""
+    kaggle: list[KaggleItem]
+    in_all: bool = True
+
+
+def _default_datasets() -> dict[str, DatasetSource]:
+    return {
+        "ferplus": DatasetSource(
+            description="FER+ (FER2013 relabelled by 10 taggers), 8 classes, folder per class",
+            kaggle=[KaggleItem(kind="dataset", ref="subhaditya/fer2013plus")],
+        ),
+        "fer2013": DatasetSource(
+            description="FER2013 pixel CSV (7 classes); add fer2013new.csv for FER+ votes",
+            kaggle=[KaggleItem(kind="dataset", ref="deadskull7/fer2013")],
+            in_all=False,
+        ),
+        "affectnet-hq": DatasetSource(
+            description="AffectNet-HQ, 8 classes, images of varying size",
+            kaggle=[KaggleItem(kind="dataset", ref="tom99763/affectnethq")],
+        ),
+    }
+
+
+class DownloadConfig(StrictModel):
+    raw_dir: Path = Path("data/raw")
+    datasets: dict[str, DatasetSource] = Field(default_factory=_default_datasets)
+
+
+# ------------------------------------------------------------------------ clean
+class LabelRule(StrictModel):
+    rule: Literal["majority", "plurality"] = "majority"
+    drop_single_votes: bool = True
+
+
+class Dedup(StrictModel):
+    enabled: bool = True
+    max_distance: int = Field(default=2, ge=0, le=16)
+
+
+class CarveSplits(StrictModel):
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=0.5)
+    test_fraction: float = Field(default=0.1, ge=0.0, lt=0.5)
+    seed: int = 42
+
+
+class CleanConfig(StrictModel):
+    raw_dir: Path = Path("data/raw")
+    out_dir: Path = Path("data/clean")
+    sources: list[str] | None = None
+    votes: LabelRule = Field(default_factory=LabelRule)
+    dedup: Dedup = Field(default_factory=Dedup)
+    splits: CarveSplits = Field(default_factory=CarveSplits)
+    min_std: float = Field(default=3.0, ge=0.0)
+    workers: int = Field(default=0, ge=0)
+
+
+# ---------------------------------------------------------------------- prepare
+DetectMode = Literal["always", "never", "fallback"]
+
+
+class FaceDetection(StrictModel):
+    detect: DetectMode = "always"
+    detect_by_source: dict[str, DetectMode] = Field(
+        default_factory=lambda: {"ferplus": "never", "fer2013": "never"}
+    )
+    scale_factor: float = Field(default=1.1, gt=1.0)
+    min_neighbors: int = Field(default=5, ge=0)
+    min_size: int = Field(default=30, ge=8)
+    max_side: int = Field(default=640, ge=64)
+    margin: float = Field(default=0.2, ge=0.0, le=1.0)
+
+
+class PrepareConfig(StrictModel):
+    clean_dir: Path = Path("data/clean")
+    out_dir: Path = Path("data/prepared")
+    image_size: int = Field(default=96, ge=16, le=512)
+    faces: FaceDetection = Field(default_factory=FaceDetection)
+    workers: int = Field(default=0, ge=0)
+
+
+# ---------------------------------------------------------------------- augment
+class AugmentConfig(StrictModel):
+    prepared_dir: Path = Path("data/prepared")
+    out_dir: Path = Path("data/augmented")
+    target: int | Literal["median", "max"] = "median"
+    per_class: dict[str, int] = Field(default_factory=dict)
+    mirror: bool = True
+    angles: list[float] = Field(default_factory=lambda: [-15.0, -8.0, 8.0, 15.0])
+    seed: int = 42
+
+
+STAGE_CONFIGS: dict[str, type[StrictModel]] = {
+    "download": DownloadConfig,
+    "clean": CleanConfig,
+    "prepare": PrepareConfig,
+    "augment": AugmentConfig,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def default_config_path(stage: str) -> Path:
+    """``configs/<stage>.yaml`` relative to the working directory."""
+    return Path("configs") / f"{stage}.yaml"
+
+
+def load_config(
+    model: type[M],
+    path: Path | None = None,
+    overrides: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    stage: str | None = None,
+) -> tuple[M, str]:
+    """Build a validated config and say where it came from.
+
+    ``path`` None means ``configs/<stage>.yaml`` if it exists, else the
+    built-in defaults. ``overrides`` are ``key=value`` strings; ``options`` are
+    named command-line options (``None`` values are skipped).
+    Returns the config and a short description of its origin for messages.
+    """
+    raw: dict[str, Any] = {}
+    origin = "built-in defaults"
+    if path is None and stage is not None and default_config_path(stage).is_file():
+        path = default_config_path(stage)
+    if path is not None:
+        raw = _read_yaml_mapping(Path(path))
+        origin = str(path)
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        _set_dotted(raw, key, value, origin="--set")
+    for key, value in (options or {}).items():
+        if value is not None:
+            _set_dotted(raw, key, value, origin="option")
+    try:
+        return model.model_validate(raw), origin
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, model, origin)) from None
+
+
+def dump_config(config: BaseModel) -> str:
+    """The resolved config as YAML, written beside every stage's outputs."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of keys to values, not {type(data).__name__}")
+    return data
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    """Split ``a.b=value`` and parse the value as a YAML scalar (or flow list/map)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, origin: str) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin} {key}: '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Valid keys of the section at ``loc`` (None if it is not a model)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = _model_in(field.annotation)
+        else:
+            # Inside a dict or list: the next level is its value type.
+            current = _model_in(current) if current is not None else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def _model_in(annotation: Any) -> Any:
+    """Find the BaseModel a field holds, directly or as a dict/list value."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _explain(exc: ValidationError, model: type[BaseModel], origin: str) -> str:
+    """Turn pydantic's errors into lines a user can act on."""
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        key = ".".join(str(p) for p in loc)
+        if error["type"] == "extra_forbidden":
+            valid = _fields_at(model, loc[:-1]) or []
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+            hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
+            listing = f" (valid keys: {', '.join(valid)})" if valid and not close else ""
+            lines.append(f"unknown key '{key}' in {origin}{hint}{listing}")
+        elif error["type"] == "missing":
+            lines.append(f"missing key '{key}' in {origin}")
+        else:
+            got = error.get("input")
+            lines.append(f"'{key}' in {origin}: {error['msg'].lower()} (got {got!r})")
+    return "; ".join(lines)

@@ -1,0 +1,89 @@
+"""Write files so that a crash or Ctrl-C never leaves half of one on disk.
+
+Every output of AIdentify goes through these helpers: data is written to a
+temporary name in the same folder and renamed into place (``os.replace`` is
+atomic on one file system), and whole stage folders are built beside the
+old one and swapped in only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def partial_dir_for(final_dir: Path) -> Path:
+    """The folder a stage builds its output in before it is swapped into place."""
+    final_dir = Path(final_dir)
+    return final_dir.with_name(final_dir.name + ".partial")
+
+
+def promote_dir(partial: Path, final_dir: Path) -> None:
+    """Swap a completed ``partial`` folder into ``final_dir``.
+
+    The previous output is renamed aside first and deleted only after the new
+    one is in place, so at every instant one complete version exists.
+    """
+    partial, final_dir = Path(partial), Path(final_dir)
+    old = final_dir.with_name(final_dir.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final_dir.exists():
+        os.replace(final_dir, old)
+    os.replace(partial, final_dir)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_partial_dir(final_dir: Path) -> Iterator[Path]:
+    """Yield an empty staging folder for ``final_dir``; promote it on success.
+
+    On any exception the staging folder is removed and ``final_dir`` is left
+    exactly as it was. Use :func:`partial_dir_for` directly for stages that
+    resume from a kept partial folder.
+    """
+    partial = partial_dir_for(final_dir)
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    promote_dir(partial, final_dir)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks (archives can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

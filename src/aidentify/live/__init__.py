@@ -1,0 +1,1 @@
+"""Live overlay: capture, detect, classify, track, draw."""
