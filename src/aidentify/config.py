@@ -167,16 +167,19 @@ def load_config(
     if path is not None:
         raw = _read_yaml_mapping(Path(path))
         origin = str(path)
+    key_origins: dict[str, str] = {}
     for item in overrides or []:
         key, value = _parse_override(item)
         _set_dotted(raw, key, value, origin="--set")
+        key_origins[key] = f"--set {key}"
     for key, value in (options or {}).items():
         if value is not None:
             _set_dotted(raw, key, value, origin="option")
+            key_origins[key] = "a command-line option"
     try:
         return model.model_validate(raw), origin
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, model, origin)) from None
+        raise ConfigError(_explain(exc, model, origin, key_origins)) from None
 
 
 def dump_config(config: BaseModel) -> str:
@@ -254,12 +257,14 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def _explain(exc: ValidationError, model: type[BaseModel], origin: str) -> str:
-    """Turn pydantic's errors into lines a user can act on."""
+def _explain(exc: ValidationError, model: type[BaseModel], file_origin: str,
+             key_origins: dict[str, str]) -> str:
+    """Turn pydantic's errors into lines a user can act on, naming where each key came from."""
     lines = []
     for error in exc.errors():
         loc = tuple(error["loc"])
         key = ".".join(str(p) for p in loc)
+        origin = next((o for k, o in key_origins.items() if key == k or key.startswith(k + ".")), file_origin)
         if error["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1]) or []
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)

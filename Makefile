@@ -1,0 +1,48 @@
+# AIdentify — every target creates .venv and installs the package first when needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Local copy of a dataset for `make data DATA=path/to/archive.zip` (empty: download from Kaggle).
+DATA   ?=
+DATASET ?= ferplus
+
+.PHONY: install test test-slow help download clean-data prepare augment data bench clean
+
+help:            ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install aidentify with its dev extra
+
+test: $(STAMP)   ## run the default (fast) test suite
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP) ## run only the long tests (real FER+ data from ../shared)
+	$(BIN)/python -m pytest -m slow
+
+download: $(STAMP) ## download DATASET (default ferplus); DATA=archive imports a local copy
+	$(BIN)/aidentify download $(DATASET) $(if $(DATA),--from $(DATA))
+
+clean-data: $(STAMP) ## run the clean stage (named so `make clean` can stay the usual tidy-up)
+	$(BIN)/aidentify clean
+
+prepare: $(STAMP) ## face crops
+	$(BIN)/aidentify prepare
+
+augment: $(STAMP) ## balance rare classes of train
+	$(BIN)/aidentify augment
+
+data: download clean-data prepare augment ## all data stages in order
+
+bench: $(STAMP)  ## data-stage throughput on ../shared FER+ (README table)
+	$(BIN)/python benchmarks/data_stages.py
+
+clean:           ## remove caches (keeps .venv and data/)
+	rm -rf .pytest_cache build dist src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,95 @@
+"""The command line: help, exit codes, one-line errors, lazy TensorFlow."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from aidentify.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_help_lists_the_commands_with_option_help():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("download", "clean", "prepare", "augment"):
+        assert command in result.output
+    for command in ("download", "clean", "prepare", "augment"):
+        sub = invoke(command, "--help")
+        assert sub.exit_code == 0 and "--config" in sub.output and "--set" in sub.output
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_mistyped_config_key_is_one_line(workdir):
+    (workdir / "clean.yaml").write_text("dedupe:\n  enabled: true\n")
+    _assert_one_line_error(invoke("clean", "--config", "clean.yaml"), "unknown key 'dedupe'", "did you mean 'dedup'")
+    _assert_one_line_error(invoke("prepare", "--set", "image_size=large"), "'image_size'", "integer")
+
+
+def test_stage_without_input_says_what_to_run(workdir):
+    _assert_one_line_error(invoke("clean"), "aidentify download")
+    _assert_one_line_error(invoke("prepare"), "aidentify clean")
+    _assert_one_line_error(invoke("augment"), "aidentify prepare")
+
+
+def test_missing_kaggle_credentials_is_one_line(workdir):
+    _assert_one_line_error(invoke("download", "ferplus"), "no Kaggle credentials", "kaggle.json")
+
+
+def test_path_escaping_and_truncated_archives_are_one_line_and_lose_nothing(workdir, ferplus_archive, tmp_path):
+    assert invoke("download", "ferplus", "--from", str(ferplus_archive)).exit_code == 0
+    import zipfile
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../x.txt", "x")
+    _assert_one_line_error(invoke("download", "ferplus", "--from", str(evil), "--force"), "escapes")
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(ferplus_archive.read_bytes()[:2000])
+    _assert_one_line_error(invoke("download", "ferplus", "--from", str(cut), "--force"), "truncated")
+    record = json.loads((workdir / "data/raw/ferplus/download.json").read_text())
+    assert record["images"] == 67
+
+
+def test_verbose_shows_the_traceback(workdir):
+    result = invoke("clean", "--verbose")
+    assert result.exit_code == 1 and "Traceback" in result.stderr
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and "aidentify" in result.output
+
+
+def test_help_and_data_stages_never_import_tensorflow(tmp_path, ferplus_archive):
+    script = textwrap.dedent(f"""
+        import os, sys
+        os.chdir({str(tmp_path)!r})
+        from typer.testing import CliRunner
+        from aidentify.cli import app
+        r = CliRunner()
+        for args in (["--help"], ["download", "ferplus", "--from", {str(ferplus_archive)!r}],
+                     ["clean"], ["prepare", "--workers", "1"], ["augment"]):
+            result = r.invoke(app, args)
+            assert result.exit_code == 0, (args, result.output)
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "kaggle"))
+        print("HEAVY", heavy)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout, out.stdout

@@ -1,0 +1,101 @@
+"""Shared fixtures: small generated datasets and a real face photo.
+
+Generated images are random textures (each distinct, so none count as
+duplicates); the real face is scikit-image's astronaut photo.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from aidentify.classes import VOTE_COLUMNS
+
+
+def texture(seed: int, size: int = 48) -> np.ndarray:
+    """A distinct grayscale image: smooth random blobs (not near-duplicates of each other)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(6, 6)).astype(np.uint8)
+    image = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+    noise = rng.integers(0, 30, size=(size, size)).astype(np.uint8)
+    return cv2.add(image, noise)
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def one_hot_votes(label: str, n: int = 10) -> list[int]:
+    votes = [0] * len(VOTE_COLUMNS)
+    votes[VOTE_COLUMNS.index(label)] = n
+    return votes
+
+
+def make_ferplus_tree(root: Path, per_split: dict[str, list[list[int]]], seed: int = 0) -> Path:
+    """FER+ image-folder layout: FER2013Train/ etc. with headerless label.csv vote files."""
+    folders = {"train": "FER2013Train", "val": "FER2013Valid", "test": "FER2013Test"}
+    counter = seed * 100_000
+    for split, vote_rows in per_split.items():
+        folder = root / folders[split]
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "label.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            for votes in vote_rows:
+                name = f"fer{counter:07d}.png"
+                write_image(folder / name, texture(counter))
+                writer.writerow([name, "(0, 0, 48, 48)", *votes])
+                counter += 1
+    return root
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, path.relative_to(folder).as_posix())
+    return archive
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run inside an empty folder, as a user would (relative data/ paths)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def ferplus_archive(tmp_path) -> Path:
+    """A small FER+-style zip: 8 classes, clear majorities plus a few hard cases."""
+    src = tmp_path / "ferplus_src"
+    train = [one_hot_votes(c, 8) + [] for c in VOTE_COLUMNS[:8] for _ in range(6)]
+    train.append(one_hot_votes("unknown"))               # dropped: unknown
+    train.append(one_hot_votes("not_face"))              # dropped: not a face
+    train.append([3, 3, 2, 2, 0, 0, 0, 0, 0, 0])         # dropped: no majority
+    val = [one_hot_votes(c) for c in VOTE_COLUMNS[:8] for _ in range(2)]
+    make_ferplus_tree(src, {"train": train, "val": val})
+    return zip_folder(src, tmp_path / "ferplus-mini.zip")
+
+
+@pytest.fixture(scope="session")
+def astronaut_gray() -> np.ndarray:
+    """scikit-image's astronaut photo (one real face), grayscale."""
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+
+
+@pytest.fixture(autouse=True)
+def _no_kaggle_credentials(monkeypatch, tmp_path_factory):
+    """Tests never see the developer's Kaggle credentials (or reach Kaggle)."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

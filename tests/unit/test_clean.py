@@ -1,0 +1,118 @@
+"""clean: vote rule, unreadable and blank images, duplicates, split carving."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_ferplus_tree, one_hot_votes, texture, write_image
+
+from aidentify.config import CleanConfig, DownloadConfig
+from aidentify.data.clean import clean, near_duplicate_pairs
+from aidentify.data.download import download
+from aidentify.errors import StageInputMissing
+
+
+def _download_tree(workdir: Path, tree: Path, name="ferplus"):
+    download(DownloadConfig(), name, from_path=tree)
+
+
+def _config(**kwargs) -> CleanConfig:
+    cfg = CleanConfig(workers=1, **kwargs)
+    return cfg
+
+
+def test_missing_raw_data_says_run_download(workdir):
+    with pytest.raises(StageInputMissing, match="aidentify download"):
+        clean(_config())
+
+
+def test_every_raw_image_is_kept_or_dropped_with_a_reason(workdir):
+    train = [one_hot_votes(c) for c in ("neutral", "happiness", "anger") for _ in range(10)]
+    train += [one_hot_votes("unknown"), one_hot_votes("not_face"), [4, 4, 2, 0, 0, 0, 0, 0, 0, 0]]
+    tree = make_ferplus_tree(workdir / "src", {"train": train, "val": [one_hot_votes("anger")] * 3})
+    (tree / "FER2013Train" / "fer0000000.png").write_bytes(b"not a png")
+    write_image(tree / "FER2013Train" / "fer0000001.png", np.full((48, 48), 128, np.uint8))  # blank
+    _download_tree(workdir, tree)
+    result = clean(_config())
+    kept = pd.read_csv(workdir / "data/clean/manifest.csv")
+    dropped = pd.read_csv(workdir / "data/clean/dropped.csv")
+    raw = pd.read_csv(workdir / "data/raw/ferplus/manifest.csv")
+    assert len(kept) + len(dropped) == len(raw)
+    assert set(kept["id"]).isdisjoint(dropped["id"])
+    reasons = dict(dropped["reason"].value_counts())
+    assert reasons == {"unreadable": 1, "blank": 1, "unknown": 1, "not_face": 1, "no_agreement": 1}
+    assert result.report["dropped_by_reason"] == reasons
+    # paths in the clean manifest resolve to the raw files, which are untouched
+    first = workdir / "data/clean" / kept["path"].iloc[0]
+    assert first.is_file() and "data/raw" in first.resolve().as_posix()
+    report = json.loads((workdir / "data/clean/report.json").read_text())
+    assert report["kept"] == len(kept)
+
+
+def test_single_votes_are_outliers_and_plurality_rule(workdir):
+    # 5 happiness, 4 neutral, 1 fear: majority needs > half of 9 after dropping the lone vote
+    votes = [4, 5, 0, 0, 0, 0, 1, 0, 0, 0]
+    tree = make_ferplus_tree(workdir / "src", {"train": [votes] * 1 + [one_hot_votes("anger")] * 4})
+    _download_tree(workdir, tree)
+    clean(_config(splits={"val_fraction": 0, "test_fraction": 0}))
+    kept = pd.read_csv(workdir / "data/clean/manifest.csv")
+    row = kept[kept["votes_happiness"] == 5].iloc[0]
+    assert row["label"] == "happiness" and row["votes_fear"] == 0  # the lone fear vote is gone
+
+    votes_tie = [4, 4, 0, 0, 0, 0, 0, 0, 0, 2]
+    tree2 = make_ferplus_tree(workdir / "src2", {"train": [votes_tie, [5, 3, 2, 0, 0, 0, 0, 0, 0, 0]]}, seed=7)
+    download(DownloadConfig(), "two", from_path=tree2)
+    clean(_config(sources=["two"], votes={"rule": "plurality"}, splits={"val_fraction": 0, "test_fraction": 0}))
+    dropped = pd.read_csv(workdir / "data/clean/dropped.csv")
+    kept = pd.read_csv(workdir / "data/clean/manifest.csv")
+    assert list(dropped["reason"]) == ["no_agreement"]  # a tie has no plurality
+    assert list(kept["label"]) == ["neutral"]           # 5 of 10 is a plurality, not a majority
+
+
+def test_duplicate_across_splits_keeps_the_validation_copy(workdir):
+    tree = make_ferplus_tree(workdir / "src", {"train": [one_hot_votes("sadness")] * 6,
+                                               "val": [one_hot_votes("sadness")] * 3})
+    face = texture(999)
+    write_image(tree / "FER2013Train" / "fer0000002.png", face)
+    write_image(tree / "FER2013Valid" / "fer0000007.png", face)               # exact copy in val
+    near = face.copy()
+    near[0, 0] = 255 - near[0, 0]                                            # one pixel changed
+    write_image(tree / "FER2013Train" / "fer0000003.png", near)
+    _download_tree(workdir, tree)
+    clean(_config(splits={"val_fraction": 0, "test_fraction": 0}))
+    dropped = pd.read_csv(workdir / "data/clean/dropped.csv")
+    kept = pd.read_csv(workdir / "data/clean/manifest.csv")
+    dup = dropped[dropped["reason"] == "duplicate"]
+    assert sorted(dup["id"]) == ["ferplus/FER2013Train/fer0000002", "ferplus/FER2013Train/fer0000003"]
+    assert all("fer0000007 (val)" in d for d in dup["detail"])
+    assert "ferplus/FER2013Valid/fer0000007" in set(kept["id"])
+
+
+def test_near_duplicate_pairs_matches_brute_force():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**63, size=300, dtype=np.uint64)
+    hashes = np.concatenate([base, base[:40] ^ np.uint64(0b101), base[40:60] ^ np.uint64(1 << 40)])
+    found = {(i, j) for i, j, _ in near_duplicate_pairs(hashes, max_distance=2)}
+    brute = {(i, j) for i in range(len(hashes)) for j in range(i + 1, len(hashes))
+             if bin(int(hashes[i]) ^ int(hashes[j])).count("1") <= 2}
+    assert found == brute and len(found) >= 60
+
+
+def test_missing_splits_are_carved_stratified_and_reproducibly(workdir):
+    src = workdir / "src"
+    for label in ("happy", "sad"):
+        for i in range(20):
+            write_image(src / label / f"{label}{i}.png", texture(hash((label, i)) % 10**6))
+    download(DownloadConfig(), "folders", from_path=src)
+    first = clean(_config(splits={"val_fraction": 0.2, "test_fraction": 0.1, "seed": 3}))
+    split_a = pd.read_csv(workdir / "data/clean/manifest.csv").set_index("id")["split"]
+    clean(_config(splits={"val_fraction": 0.2, "test_fraction": 0.1, "seed": 3}))
+    split_b = pd.read_csv(workdir / "data/clean/manifest.csv").set_index("id")["split"]
+    assert split_a.sort_index().equals(split_b.sort_index())
+    assert first.report["carved_splits"]["folders"] == {"test": 4, "val": 8}
+    after = first.report["after"]
+    assert after["val"] == {"happiness": 4, "sadness": 4}
+    assert after["test"] == {"happiness": 2, "sadness": 2}

@@ -1,0 +1,131 @@
+"""Face detection on a real photo, crop geometry, and the prepare stage."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import texture, write_image
+
+from aidentify.config import CleanConfig, DownloadConfig, PrepareConfig
+from aidentify.data.clean import clean
+from aidentify.data.download import download
+from aidentify.data.faces import DetectorSettings, detect_faces, load_cascade, square_crop
+from aidentify.data.prepare import prepare
+from aidentify.errors import StageInputMissing
+
+NO_CARVE = {"val_fraction": 0, "test_fraction": 0}
+
+
+def test_haar_finds_the_astronauts_face(astronaut_gray):
+    boxes = detect_faces(load_cascade(), astronaut_gray, DetectorSettings())
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    # Her face is in the upper middle of the 512x512 photo.
+    assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 200 and 60 < w < 200
+
+
+def test_detection_on_a_downscaled_copy_gives_boxes_in_original_coordinates(astronaut_gray):
+    big = cv2.resize(astronaut_gray, None, fx=3, fy=3)
+    full = detect_faces(load_cascade(), astronaut_gray, DetectorSettings())[0] * 3
+    small = detect_faces(load_cascade(), big, DetectorSettings(max_side=512))[0]
+    assert np.abs(full - small).max() < 40
+
+
+def test_square_crop_pads_faces_at_the_border():
+    image = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    crop = square_crop(image, (0, 0, 40, 30), margin=0.25, size=32)
+    assert crop.shape == (32, 32)
+
+
+def _pipeline_until_clean(workdir: Path, astronaut_gray) -> None:
+    src = workdir / "src"
+    write_image(src / "happy" / "astronaut.png", astronaut_gray)
+    write_image(src / "sad" / "texture.png", texture(5, 200))
+    download(DownloadConfig(), "photos", from_path=src)
+    clean(CleanConfig(workers=1, splits=NO_CARVE))
+
+
+def test_prepare_without_clean_says_run_clean(workdir):
+    with pytest.raises(StageInputMissing, match="aidentify clean"):
+        prepare(PrepareConfig())
+
+
+@pytest.mark.parametrize("mode,kept,dropped", [("always", {"face"}, 1), ("fallback", {"face", "fallback_whole"}, 0),
+                                               ("never", {"whole"}, 0)])
+def test_detection_modes(workdir, astronaut_gray, mode, kept, dropped):
+    _pipeline_until_clean(workdir, astronaut_gray)
+    result = prepare(PrepareConfig(image_size=48, workers=1, faces={"detect": mode}))
+    manifest = pd.read_csv(workdir / "data/prepared/manifest.csv")
+    assert set(manifest["face"]) == kept
+    assert result.report["dropped"] == dropped
+    assert len(manifest) + dropped == 2
+    for rel in manifest["path"]:
+        image = cv2.imread(str(workdir / "data/prepared" / rel), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (48, 48)  # grayscale, square, resized
+    if mode == "always":
+        row = pd.read_csv(workdir / "data/prepared/dropped.csv").iloc[0]
+        assert row["reason"] == "no_face" and "sad" in row["path"]
+
+
+def test_interrupted_prepare_resumes_and_never_leaves_partial_files(workdir):
+    src = workdir / "src"
+    for i in range(150):
+        write_image(src / "neutral" / f"n{i}.png", texture(1000 + i))
+    download(DownloadConfig(), "many", from_path=src)
+    clean(CleanConfig(workers=1, splits=NO_CARVE))
+    config = PrepareConfig(image_size=32, workers=1, faces={"detect": "never"})
+
+    def stop_after_first_chunk(task, done, total):
+        if 0 < done < total:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(config, progress=stop_after_first_chunk)
+    partial = workdir / "data/prepared.partial"
+    assert partial.is_dir() and not (workdir / "data/prepared").exists()
+    done_before = len(list(partial.rglob("*.png")))
+    assert 0 < done_before < 150
+
+    result = prepare(config)
+    assert result.report["resumed_from"] == done_before
+    manifest = pd.read_csv(workdir / "data/prepared/manifest.csv")
+    assert len(manifest) == 150 and not partial.exists()
+    leftovers = [p for p in (workdir / "data/prepared").rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_changed_settings_do_not_resume_a_foreign_partial(workdir):
+    src = workdir / "src"
+    for i in range(80):
+        write_image(src / "neutral" / f"n{i}.png", texture(2000 + i))
+    download(DownloadConfig(), "many", from_path=src)
+    clean(CleanConfig(workers=1, splits=NO_CARVE))
+
+    def stop(task, done, total):
+        if 0 < done < total:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(PrepareConfig(image_size=32, workers=1, faces={"detect": "never"}), progress=stop)
+    result = prepare(PrepareConfig(image_size=40, workers=1, faces={"detect": "never"}))
+    assert result.report["resumed_from"] == 0
+    first = pd.read_csv(workdir / "data/prepared/manifest.csv")["path"].iloc[0]
+    assert cv2.imread(str(workdir / "data/prepared" / first), 0).shape == (40, 40)
+
+
+def test_process_pool_gives_the_same_result_as_one_process(workdir):
+    src = workdir / "src"
+    for i in range(140):
+        write_image(src / ("happy" if i % 2 else "sad") / f"i{i}.png", texture(3000 + i))
+    download(DownloadConfig(), "pool", from_path=src)
+    clean(CleanConfig(workers=1, splits=NO_CARVE))
+    prepare(PrepareConfig(image_size=32, workers=1, faces={"detect": "never"}, out_dir="data/one"))
+    prepare(PrepareConfig(image_size=32, workers=2, faces={"detect": "never"}, out_dir="data/two"))
+    one = pd.read_csv(workdir / "data/one/manifest.csv")
+    two = pd.read_csv(workdir / "data/two/manifest.csv")
+    pd.testing.assert_frame_equal(one, two)
+    for rel in one["path"][:10]:
+        assert (workdir / "data/one" / rel).read_bytes() == (workdir / "data/two" / rel).read_bytes()
