@@ -1,0 +1,331 @@
+"""``clean``: decide which raw images are fit to learn from, and say why not.
+
+Reads every downloaded dataset's raw manifest and writes ``<out_dir>/``:
+
+- ``manifest.csv``: the kept images (paths point into the raw folders, which
+  are never modified), with FER+ votes kept for soft-label training;
+- ``dropped.csv``: every dropped image with its reason and a detail;
+- ``report.json``: counts per split and class before and after;
+- ``config.yaml``: the resolved config.
+
+Drops, in order: missing or unreadable files; blank images; FER+ vote
+outcomes (unknown or not-a-face majorities, no agreement under the rule);
+exact and near duplicates (perceptual hash), keeping the copy in the most
+protected split (test > val > train) so a duplicate never leaks a test
+image into training. Then datasets lacking a validation or test split get
+one carved, stratified by class, from their training images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aidentify.classes import CLASSES, NOT_FACE, UNKNOWN, VOTE_COLUMNS
+from aidentify.config import CleanConfig, dump_config
+from aidentify.data.images import perceptual_hash, read_gray, worker_count
+from aidentify.data.manifest import (
+    ALL_VOTE_COLUMNS,
+    DROPPED_NAME,
+    EMOTION_VOTE_COLUMNS,
+    MANIFEST_NAME,
+    absolute_paths,
+    counts_by_split_and_class,
+    read_manifest,
+    relative_path,
+    write_manifest,
+    write_table,
+)
+from aidentify.errors import StageInputMissing
+from aidentify.files import atomic_write_text, fresh_partial_dir
+from aidentify.progress import ProgressFn, no_progress
+
+SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, "": 3}
+
+
+@dataclass
+class StageResult:
+    """What a data stage produced, for the CLI to report."""
+
+    out_dir: Path
+    report: dict
+
+
+def clean(config: CleanConfig, progress: ProgressFn = no_progress) -> StageResult:
+    """Run the clean stage described in the module docstring."""
+    raw = _load_raw_manifests(Path(config.raw_dir), config.sources)
+    before = counts_by_split_and_class(raw)
+    drops: list[pd.DataFrame] = []
+
+    keep = _apply_vote_rule(raw, config, drops)
+    keep = _inspect_images(keep, config, drops, progress)
+    if config.dedup.enabled:
+        keep = _drop_duplicates(keep, config.dedup.max_distance, drops)
+    keep, carved = _carve_missing_splits(keep, config)
+
+    out_dir = Path(config.out_dir)
+    keep = keep.copy()
+    keep["path"] = [relative_path(p, out_dir) for p in keep["abs_path"]]
+    dropped = pd.concat(drops, ignore_index=True) if drops else pd.DataFrame(
+        columns=["path", "label", "split", "source", "id", "reason", "detail"])
+    dropped["path"] = [relative_path(p, out_dir) for p in dropped["abs_path"]] if len(dropped) else []
+    columns = ["path", "label", "split", "source", "id", *EMOTION_VOTE_COLUMNS,
+               "width", "height", "phash"]
+    report = {
+        "input_images": int(len(raw)),
+        "kept": int(len(keep)),
+        "dropped": int(len(dropped)),
+        "dropped_by_reason": {k: int(v) for k, v in dropped["reason"].value_counts().items()},
+        "carved_splits": carved,
+        "before": before,
+        "after": counts_by_split_and_class(keep),
+    }
+    with fresh_partial_dir(out_dir) as partial:
+        write_manifest(keep[columns].sort_values(["split", "id"]), partial / MANIFEST_NAME)
+        write_table(dropped[["path", "label", "split", "source", "id", "reason", "detail"]],
+                    partial / DROPPED_NAME)
+        atomic_write_text(partial / "report.json", _json(report))
+        atomic_write_text(partial / "config.yaml", dump_config(config))
+    return StageResult(out_dir, report)
+
+
+def _json(data: dict) -> str:
+    import json
+
+    return json.dumps(data, indent=2)
+
+
+def _load_raw_manifests(raw_dir: Path, sources: list[str] | None) -> pd.DataFrame:
+    if sources is None:
+        folders = sorted(p.parent for p in raw_dir.glob(f"*/{MANIFEST_NAME}"))
+        if not folders:
+            raise StageInputMissing(
+                f"no downloaded datasets in {raw_dir}; run `aidentify download ferplus` "
+                "(or `aidentify download ferplus --from ARCHIVE`) first"
+            )
+    else:
+        folders = [raw_dir / name for name in sources]
+    frames = []
+    for folder in folders:
+        frame = read_manifest(folder, produced_by=f"download {folder.name}")
+        frame["abs_path"] = [str(p) for p in absolute_paths(frame, folder)]
+        for column in ALL_VOTE_COLUMNS:
+            if column not in frame.columns:
+                frame[column] = np.nan
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _record_drop(drops: list[pd.DataFrame], rows: pd.DataFrame, reason: str, detail) -> None:
+    if len(rows) == 0:
+        return
+    out = rows[["abs_path", "label", "split", "source", "id"]].copy()
+    out["reason"] = reason
+    out["detail"] = detail if isinstance(detail, str) else list(detail)
+    drops.append(out)
+
+
+def _apply_vote_rule(raw: pd.DataFrame, config: CleanConfig, drops) -> pd.DataFrame:
+    """Label vote-carrying images by FER+'s rule; drop unknown, not-a-face, no agreement."""
+    votes = raw[list(ALL_VOTE_COLUMNS)].to_numpy(dtype=float)
+    has_votes = ~np.isnan(votes).any(axis=1)
+    labels = raw["label"].to_numpy(dtype=object).copy()
+    reasons = np.array([""] * len(raw), dtype=object)
+    if has_votes.any():
+        counted = votes[has_votes].copy()
+        if config.votes.drop_single_votes:
+            counted[counted <= 1.0] = 0.0  # FER+ treats a lone vote as an outlier
+        top = counted.argmax(axis=1)
+        top_votes = counted.max(axis=1)
+        totals = counted.sum(axis=1)
+        if config.votes.rule == "majority":
+            agreed = top_votes > 0.5 * totals
+        else:
+            agreed = (counted == top_votes[:, None]).sum(axis=1) == 1  # a unique plurality
+        agreed &= totals > 0
+        voted_labels = np.array(VOTE_COLUMNS, dtype=object)[top]
+        voted_reasons = np.where(~agreed, "no_agreement", "")
+        voted_reasons = np.where(agreed & (voted_labels == UNKNOWN), "unknown", voted_reasons)
+        voted_reasons = np.where(agreed & (voted_labels == NOT_FACE), "not_face", voted_reasons)
+        labels[has_votes] = voted_labels
+        reasons[has_votes] = voted_reasons
+        raw = raw.copy()
+        raw.loc[has_votes, list(ALL_VOTE_COLUMNS)] = counted
+    no_votes = ~has_votes
+    reasons[no_votes & (labels == UNKNOWN)] = "unknown"
+    reasons[no_votes & (labels == NOT_FACE)] = "not_face"
+    reasons[no_votes & ~np.isin(labels, CLASSES) & (reasons == "")] = "unknown"
+    raw = raw.assign(label=labels)
+    for reason in ("not_face", "unknown", "no_agreement"):
+        mask = reasons == reason
+        detail = f"FER+ votes ({config.votes.rule} rule)" if reason == "no_agreement" else "label"
+        _record_drop(drops, raw[mask], reason, detail)
+    return raw[reasons == ""].reset_index(drop=True)
+
+
+def _inspect_one(path: str) -> tuple[str, int, int, float, str, int]:
+    """(problem, width, height, std, md5 of pixels, perceptual hash) for one file."""
+    gray = read_gray(Path(path))
+    if gray is None:
+        return ("missing" if not Path(path).is_file() else "unreadable"), 0, 0, 0.0, "", 0
+    md5 = hashlib.md5(gray.tobytes() + str(gray.shape).encode()).hexdigest()
+    return "", gray.shape[1], gray.shape[0], float(gray.std()), md5, perceptual_hash(gray)
+
+
+def _inspect_images(frame: pd.DataFrame, config: CleanConfig, drops, progress) -> pd.DataFrame:
+    paths = list(frame["abs_path"])
+    results = []
+    workers = worker_count(config.workers)
+    total = len(paths)
+    if workers == 1 or total < 2000:
+        iterator = map(_inspect_one, paths)
+        results = _collect(iterator, total, progress)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = _collect(pool.map(_inspect_one, paths, chunksize=256), total, progress)
+    problem, width, height, std, md5, phash = zip(*results) if results else ([],) * 6
+    frame = frame.assign(problem=list(problem), width=list(width), height=list(height),
+                         std=list(std), md5=list(md5), phash_int=list(phash))
+    for reason in ("missing", "unreadable"):
+        _record_drop(drops, frame[frame["problem"] == reason], reason, "could not decode the file")
+    frame = frame[frame["problem"] == ""]
+    blank = frame["std"] < config.min_std
+    _record_drop(drops, frame[blank], "blank",
+                 [f"pixel std {s:.1f} < min_std {config.min_std}" for s in frame.loc[blank, "std"]])
+    frame = frame[~blank].reset_index(drop=True)
+    frame["phash"] = [f"{h:016x}" for h in frame["phash_int"]]
+    return frame
+
+
+def _collect(iterator, total: int, progress: ProgressFn) -> list:
+    results = []
+    for i, result in enumerate(iterator, 1):
+        results.append(result)
+        if i % 500 == 0 or i == total:
+            progress("inspect images", i, total)
+    return results
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def near_duplicate_pairs(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int, int]]:
+    """Pairs (i, j, distance) of 64-bit hashes at Hamming distance <= max_distance.
+
+    Pigeonhole trick: split the hash into max_distance + 1 blocks; two hashes
+    within that distance share at least one identical block, so only hashes
+    sharing a block are compared. Scales to hundreds of thousands of images.
+    """
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    blocks = max_distance + 1
+    edges = np.linspace(0, 64, blocks + 1).astype(int)
+    pairs: set[tuple[int, int]] = set()
+    found = []
+    for b in range(blocks):
+        width = edges[b + 1] - edges[b]
+        keys = (hashes >> np.uint64(edges[b])) & np.uint64((1 << width) - 1)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for start, end in zip(starts, ends):
+            if end - start < 2:
+                continue
+            members = order[start:end]
+            group = hashes[members]
+            distances = _popcount(group[:, None] ^ group[None, :])
+            ii, jj = np.nonzero(np.triu(distances <= max_distance, k=1))
+            for a, c in zip(ii, jj):
+                pair = (int(members[a]), int(members[c]))
+                pair = (min(pair), max(pair))
+                if pair not in pairs:
+                    pairs.add(pair)
+                    found.append((*pair, int(distances[a, c])))
+    return found
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values)
+    as_bytes = values.view(np.uint8).reshape(*values.shape, 8)
+    return np.unpackbits(as_bytes, axis=-1).sum(axis=-1)
+
+
+def _drop_duplicates(frame: pd.DataFrame, max_distance: int, drops) -> pd.DataFrame:
+    """Keep one image per duplicate group, preferring test, then val, then train."""
+    n = len(frame)
+    uf = _UnionFind(n)
+    kind: dict[int, str] = {}
+    for _, members in frame.groupby("md5").indices.items():
+        for other in members[1:]:
+            uf.union(members[0], other)
+            kind[int(other)] = "exact duplicate"
+    for i, j, distance in near_duplicate_pairs(frame["phash_int"].to_numpy(dtype=np.uint64), max_distance):
+        uf.union(i, j)
+        kind.setdefault(j, f"near duplicate (hash distance {distance})")
+        kind.setdefault(i, f"near duplicate (hash distance {distance})")
+    roots = np.array([uf.find(i) for i in range(n)])
+    priority = frame["split"].map(SPLIT_PRIORITY).fillna(3).to_numpy()
+    order = np.lexsort((frame["id"].to_numpy(), priority, roots))
+    keeper_of_root: dict[int, int] = {}
+    keep_mask = np.zeros(n, dtype=bool)
+    for idx in order:
+        root = roots[idx]
+        if root not in keeper_of_root:
+            keeper_of_root[root] = idx
+            keep_mask[idx] = True
+    dropped_idx = np.flatnonzero(~keep_mask)
+    ids = frame["id"].to_numpy()
+    splits = frame["split"].to_numpy()
+    details = [
+        f"{kind.get(int(i), 'duplicate')} of {ids[keeper_of_root[roots[i]]]}"
+        f" ({splits[keeper_of_root[roots[i]]] or 'no split'})"
+        for i in dropped_idx
+    ]
+    _record_drop(drops, frame.iloc[dropped_idx], "duplicate", details)
+    return frame[keep_mask].reset_index(drop=True)
+
+
+def _carve_missing_splits(frame: pd.DataFrame, config: CleanConfig) -> tuple[pd.DataFrame, dict]:
+    """Give datasets without val/test splits ones carved from their training images.
+
+    Stratified by class and seeded, so the same config gives the same split.
+    Images with no split at all are training images.
+    """
+    frame = frame.copy()
+    frame.loc[frame["split"] == "", "split"] = "train"
+    rng = np.random.default_rng(config.splits.seed)
+    carved: dict[str, dict[str, int]] = {}
+    for source in sorted(frame["source"].unique()):
+        in_source = frame["source"] == source
+        for split, fraction in (("test", config.splits.test_fraction), ("val", config.splits.val_fraction)):
+            if fraction <= 0 or (frame.loc[in_source, "split"] == split).any():
+                continue
+            pool = frame[in_source & (frame["split"] == "train")]
+            chosen = []
+            for _, members in pool.groupby("label").groups.items():
+                members = np.array(sorted(members))
+                take = int(round(fraction * len(members)))
+                if take:
+                    chosen.extend(rng.choice(members, size=take, replace=False))
+            frame.loc[chosen, "split"] = split
+            carved.setdefault(source, {})[split] = len(chosen)
+    return frame, carved

@@ -1,0 +1,50 @@
+"""Small image helpers shared by the data stages (OpenCV, no TensorFlow)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from aidentify.files import atomic_write_bytes
+
+
+def read_gray(path: Path) -> np.ndarray | None:
+    """Read an image as 8-bit grayscale; None if it is missing or unreadable."""
+    data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
+    if data is None or data.size == 0:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    return image if image is not None and image.size else None
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Encode and write a PNG atomically (no half-written image after a crash)."""
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    atomic_write_bytes(Path(path), encoded.tobytes())
+
+
+def perceptual_hash(gray: np.ndarray) -> int:
+    """64-bit DCT perceptual hash: near-identical images differ in few bits.
+
+    The image is shrunk to 32x32, transformed with a DCT, and the 8x8 lowest
+    frequencies are compared with their median (the DC term excluded).
+    """
+    small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    low = cv2.dct(small)[:8, :8].flatten()
+    bits = low > np.median(low[1:])
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def worker_count(requested: int) -> int:
+    """``0`` means every core this process may use."""
+    if requested > 0:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
