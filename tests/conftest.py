@@ -99,3 +99,31 @@ def _no_kaggle_credentials(monkeypatch, tmp_path_factory):
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
         monkeypatch.delenv(name, raising=False)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """3 classes x 24 train + 6 val images, prepared at 32 px (run through download..augment)."""
+    from aidentify.config import AugmentConfig, CleanConfig, DownloadConfig, PrepareConfig
+    from aidentify.data.augment import augment
+    from aidentify.data.clean import clean
+    from aidentify.data.download import download
+    from aidentify.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("tiny")
+    src = root / "src"
+    n = 0
+    for split, count in (("train", 24), ("val", 6)):
+        for label, brightness in (("happy", 40), ("sad", 120), ("angry", 200)):
+            for _ in range(count):
+                image = texture(90_000 + n, 32) // 4 + brightness  # classes differ in brightness
+                write_image(src / split / label / f"{n}.png", image)
+                n += 1
+    raw, data = root / "data/raw", root / "data"
+    download(DownloadConfig(raw_dir=raw), "tiny", from_path=src)
+    clean(CleanConfig(raw_dir=raw, out_dir=data / "clean", workers=1,
+                      splits={"val_fraction": 0, "test_fraction": 0.2}))
+    prepare(PrepareConfig(clean_dir=data / "clean", out_dir=data / "prepared", image_size=32, workers=1,
+                          faces={"detect": "never"}))
+    augment(AugmentConfig(prepared_dir=data / "prepared", out_dir=data / "augmented"))
+    return data

@@ -62,7 +62,7 @@ def clean(config: CleanConfig, progress: ProgressFn = no_progress) -> StageResul
     before = counts_by_split_and_class(raw)
     drops: list[pd.DataFrame] = []
 
-    keep = _apply_vote_rule(raw, config, drops)
+    keep = apply_vote_rule(raw, config.votes.rule, config.votes.drop_single_votes, drops)
     keep = _inspect_images(keep, config, drops, progress)
     if config.dedup.enabled:
         keep = _drop_duplicates(keep, config.dedup.max_distance, drops)
@@ -121,7 +121,7 @@ def _load_raw_manifests(raw_dir: Path, sources: list[str] | None) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)
 
 
-def _record_drop(drops: list[pd.DataFrame], rows: pd.DataFrame, reason: str, detail) -> None:
+def record_drop(drops: list[pd.DataFrame], rows: pd.DataFrame, reason: str, detail) -> None:
     if len(rows) == 0:
         return
     out = rows[["abs_path", "label", "split", "source", "id"]].copy()
@@ -130,20 +130,25 @@ def _record_drop(drops: list[pd.DataFrame], rows: pd.DataFrame, reason: str, det
     drops.append(out)
 
 
-def _apply_vote_rule(raw: pd.DataFrame, config: CleanConfig, drops) -> pd.DataFrame:
-    """Label vote-carrying images by FER+'s rule; drop unknown, not-a-face, no agreement."""
+def apply_vote_rule(raw: pd.DataFrame, rule: str, drop_single_votes: bool, drops: list) -> pd.DataFrame:
+    """Label vote-carrying images by FER+'s rule; drop unknown, not-a-face, no agreement.
+
+    Used by ``clean`` and by ``evaluate`` on FER+ folders (the FER+ protocol).
+    Rows without votes keep their label; unknown and not-a-face labels are
+    dropped. Dropped rows are appended to ``drops`` with their reason.
+    """
     votes = raw[list(ALL_VOTE_COLUMNS)].to_numpy(dtype=float)
     has_votes = ~np.isnan(votes).any(axis=1)
     labels = raw["label"].to_numpy(dtype=object).copy()
     reasons = np.array([""] * len(raw), dtype=object)
     if has_votes.any():
         counted = votes[has_votes].copy()
-        if config.votes.drop_single_votes:
+        if drop_single_votes:
             counted[counted <= 1.0] = 0.0  # FER+ treats a lone vote as an outlier
         top = counted.argmax(axis=1)
         top_votes = counted.max(axis=1)
         totals = counted.sum(axis=1)
-        if config.votes.rule == "majority":
+        if rule == "majority":
             agreed = top_votes > 0.5 * totals
         else:
             agreed = (counted == top_votes[:, None]).sum(axis=1) == 1  # a unique plurality
@@ -163,8 +168,8 @@ def _apply_vote_rule(raw: pd.DataFrame, config: CleanConfig, drops) -> pd.DataFr
     raw = raw.assign(label=labels)
     for reason in ("not_face", "unknown", "no_agreement"):
         mask = reasons == reason
-        detail = f"FER+ votes ({config.votes.rule} rule)" if reason == "no_agreement" else "label"
-        _record_drop(drops, raw[mask], reason, detail)
+        detail = f"FER+ votes ({rule} rule)" if reason == "no_agreement" else "label"
+        record_drop(drops, raw[mask], reason, detail)
     return raw[reasons == ""].reset_index(drop=True)
 
 
@@ -192,10 +197,10 @@ def _inspect_images(frame: pd.DataFrame, config: CleanConfig, drops, progress) -
     frame = frame.assign(problem=list(problem), width=list(width), height=list(height),
                          std=list(std), md5=list(md5), phash_int=list(phash))
     for reason in ("missing", "unreadable"):
-        _record_drop(drops, frame[frame["problem"] == reason], reason, "could not decode the file")
+        record_drop(drops, frame[frame["problem"] == reason], reason, "could not decode the file")
     frame = frame[frame["problem"] == ""]
     blank = frame["std"] < config.min_std
-    _record_drop(drops, frame[blank], "blank",
+    record_drop(drops, frame[blank], "blank",
                  [f"pixel std {s:.1f} < min_std {config.min_std}" for s in frame.loc[blank, "std"]])
     frame = frame[~blank].reset_index(drop=True)
     frame["phash"] = [f"{h:016x}" for h in frame["phash_int"]]
@@ -300,7 +305,7 @@ def _drop_duplicates(frame: pd.DataFrame, max_distance: int, drops) -> pd.DataFr
         f" ({splits[keeper_of_root[roots[i]]] or 'no split'})"
         for i in dropped_idx
     ]
-    _record_drop(drops, frame.iloc[dropped_idx], "duplicate", details)
+    record_drop(drops, frame.iloc[dropped_idx], "duplicate", details)
     return frame[keep_mask].reset_index(drop=True)
 
 

@@ -1,1 +1,5 @@
-"""Training and evaluation (TensorFlow is imported lazily, inside functions)."""
+"""Training and evaluation.
+
+TensorFlow is imported inside functions, never at module import, so that
+``aidentify --help`` and the data stages stay fast.
+"""

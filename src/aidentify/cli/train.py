@@ -1,0 +1,157 @@
+"""Training and evaluation commands: train (train-cnn, train-densenet), evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from aidentify.cli.app import (
+    ConfigOption,
+    SetOption,
+    VerboseOption,
+    app,
+    console,
+    err_console,
+    progress_bar,
+    run_guarded,
+    say_config,
+)
+from aidentify.config import TRAIN_CONFIGS, EvaluateConfig, load_config
+
+ResumeOption = Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run folder (its own config is used).",
+                                                   show_default=False)]
+NameOption = Annotated[str | None, typer.Option("--name", help="Run name; runs go to runs/<model>/<name>N [default: exp].",
+                                                show_default=False)]
+EpochsOption = Annotated[int | None, typer.Option("--epochs", help="Epochs (DenseNet: of the frozen-base phase).",
+                                                  show_default=False)]
+
+
+def _train(model: str, config: Path | None, set_: list[str] | None, resume: Path | None, name: str | None,
+           epochs: int | None, verbose: bool) -> None:
+    from aidentify.train.fit import TrainEvents, TrainingInterrupted, train
+
+    if model not in TRAIN_CONFIGS:
+        err_console.print(f"[bold red]error:[/] unknown model '{model}'; choose cnn or densenet")
+        raise typer.Exit(1)
+
+    def work() -> None:
+        cfg, origin = load_config(TRAIN_CONFIGS[model], config, set_, {"name": name, "epochs": epochs},
+                                  stage=f"train_{model}")
+        if resume is None:
+            say_config(origin)
+        with progress_bar() as progress:
+            events = TrainEvents(batch=progress, epoch=_print_epoch, message=lambda t: console.print(f"[dim]{t}[/]"))
+            try:
+                result = train(cfg, events, resume=resume)
+            except TrainingInterrupted as stop:
+                err_console.print(f"[yellow]{stop}[/]")
+                raise typer.Exit(130) from None
+        best = result.best
+        console.print(f"[green]done[/]: {result.epochs_run} epochs, {result.parameters:,} parameters; best epoch "
+                      f"{best.get('epoch')} val_accuracy {best.get('val_accuracy', float('nan')):.4f} "
+                      f"-> {result.run_dir}/weights/best.keras")
+
+    run_guarded(verbose, work)
+
+
+def _print_epoch(info: dict[str, Any]) -> None:
+    star = " [green]*best[/]" if info.get("best") else ""
+    lr = info.get("learning_rate")
+    console.print(
+        f"epoch {info['epoch']:>3}/{info['epochs']} {escape('[' + info['phase'] + ']')} "
+        f"loss {info.get('loss', float('nan')):.4f} acc {info.get('accuracy', float('nan')):.4f} | "
+        f"val_loss {info.get('val_loss', float('nan')):.4f} val_acc {info.get('val_accuracy', float('nan')):.4f}"
+        + (f" | lr {lr:.2g}" if lr is not None else "") + star
+    )
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="cnn or densenet.")] = "cnn",
+    resume: ResumeOption = None,
+    name: NameOption = None,
+    epochs: EpochsOption = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Train the custom CNN or the DenseNet169 transfer model on the prepared data."""
+    _train(model, config, set_, resume, name, epochs, verbose)
+
+
+@app.command("train-cnn")
+def train_cnn(resume: ResumeOption = None, name: NameOption = None, epochs: EpochsOption = None,
+              config: ConfigOption = None, set_: SetOption = None, verbose: VerboseOption = False) -> None:
+    """Same as `train --model cnn`."""
+    _train("cnn", config, set_, resume, name, epochs, verbose)
+
+
+@app.command("train-densenet")
+def train_densenet(resume: ResumeOption = None, name: NameOption = None, epochs: EpochsOption = None,
+                   config: ConfigOption = None, set_: SetOption = None, verbose: VerboseOption = False) -> None:
+    """Same as `train --model densenet`."""
+    _train("densenet", config, set_, resume, name, epochs, verbose)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[list[Path], typer.Option("--model", "-m", help="A .keras file or run folder; repeat to compare models.")],
+    data: Annotated[str | None, typer.Option("--data", help="train, val, test (of data/prepared) or a folder/archive in any layout download knows [default: test].",
+                                             show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: runs/evaluate/expN].", show_default=False)] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Accuracy, macro-F1, per-class scores, confusion matrix and worst mistakes."""
+    from aidentify.train.evaluate import evaluate as run
+    from aidentify.train.fit import next_run_dir
+
+    def work() -> None:
+        cfg, origin = load_config(EvaluateConfig, config, set_, stage="evaluate")
+        say_config(origin)
+        target = out or next_run_dir(Path("runs") / "evaluate", "exp")
+        with progress_bar() as progress:
+            results = run(model, data, target, cfg, progress=progress)
+        for result in results:
+            console.print(_per_class_table(result.metrics))
+            for what, count in result.metrics["excluded"].items():
+                console.print(f"[dim]left out: {count} images ({what})[/]")
+            if result.metrics["classes_missing_from_data"]:
+                console.print(f"[dim]model classes absent from the data: "
+                              f"{', '.join(result.metrics['classes_missing_from_data'])}[/]")
+        if len(results) > 1:
+            console.print(_comparison_table(results))
+        console.print(f"reports -> {target}")
+
+    run_guarded(verbose, work)
+
+
+def _per_class_table(metrics: dict[str, Any]) -> Table:
+    table = Table(title=f"{metrics['name']} on {metrics['data']}: accuracy {metrics['accuracy']:.4f}, "
+                        f"macro-F1 {metrics['macro_f1']:.4f}, n={metrics['n']}")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, scores in metrics["per_class"].items():
+        table.add_row(name, f"{scores['precision']:.3f}", f"{scores['recall']:.3f}", f"{scores['f1']:.3f}",
+                      str(scores["support"]))
+    return table
+
+
+def _comparison_table(results) -> Table:
+    table = Table(title="side by side")
+    table.add_column("metric")
+    for result in results:
+        table.add_column(result.name, justify="right")
+    table.add_row("accuracy", *(f"{r.metrics['accuracy']:.4f}" for r in results))
+    table.add_row("macro-F1", *(f"{r.metrics['macro_f1']:.4f}" for r in results))
+    classes = [c for c in results[0].metrics["per_class"]]
+    for name in classes:
+        table.add_row(f"F1 {name}", *(f"{r.metrics['per_class'].get(name, {}).get('f1', float('nan')):.3f}"
+                                      for r in results))
+    table.add_row("n", *(str(r.metrics["n"]) for r in results))
+    return table

@@ -1,0 +1,119 @@
+"""The training input: manifests -> targets -> ``tf.data`` pipelines.
+
+Images stay uint8 all the way into the model (scaling happens in its first
+layers), so the same saved model takes raw face crops at inference time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aidentify.classes import CLASSES
+from aidentify.data.manifest import MANIFEST_NAME, VOTE_PREFIX, absolute_paths, read_manifest
+from aidentify.errors import DataError
+
+CACHE_LIMIT_BYTES = 2 * 1024**3
+
+
+@dataclass
+class Split:
+    """One split's images, as paths and target distributions over ``classes``."""
+
+    paths: list[str]
+    targets: np.ndarray  # float32, shape (n, n_classes), rows sum to 1
+    labels: list[str]
+
+
+@dataclass
+class TrainingInput:
+    train: Split
+    val: Split
+    classes: list[str]
+    manifest_sha256: str
+    class_counts: dict[str, int]
+
+
+def load_training_input(data_dir: Path, labels: str, max_samples: int | None, seed: int) -> TrainingInput:
+    """Read the data manifest and build train/val targets (``majority`` or ``soft``)."""
+    data_dir = Path(data_dir)
+    frame = read_manifest(data_dir, produced_by="augment")
+    frame["abs_path"] = [str(p) for p in absolute_paths(frame, data_dir)]
+    train, val = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
+    if train.empty or val.empty:
+        raise DataError(f"{data_dir / MANIFEST_NAME} needs both train and val images "
+                        f"(found {len(train)} train, {len(val)} val)")
+    classes = [c for c in CLASSES if c in set(train["label"])]
+    if len(classes) < 2:
+        raise DataError(f"training needs at least two classes; {data_dir} has {classes}")
+    val = val[val["label"].isin(classes)]
+    rng = np.random.default_rng(seed)
+    if max_samples is not None:
+        train = _sample(train, max_samples, rng)
+        val = _sample(val, max_samples, rng)
+    digest = hashlib.sha256((data_dir / MANIFEST_NAME).read_bytes()).hexdigest()
+    counts = {c: int((train["label"] == c).sum()) for c in classes}
+    return TrainingInput(_split(train, classes, labels), _split(val, classes, labels), classes, digest, counts)
+
+
+def _sample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    if len(frame) <= n:
+        return frame
+    return frame.iloc[np.sort(rng.choice(len(frame), size=n, replace=False))]
+
+
+def targets_for(frame: pd.DataFrame, classes: list[str], labels: str) -> np.ndarray:
+    """One-hot targets, or FER+ vote distributions where ``soft`` and votes exist."""
+    index = {c: i for i, c in enumerate(classes)}
+    onehot = np.zeros((len(frame), len(classes)), dtype=np.float32)
+    onehot[np.arange(len(frame)), [index[label] for label in frame["label"]]] = 1.0
+    vote_columns = [VOTE_PREFIX + c for c in classes]
+    if labels != "soft" or not set(vote_columns) <= set(frame.columns):
+        return onehot
+    votes = frame[vote_columns].to_numpy(dtype=np.float32)
+    totals = np.nansum(votes, axis=1, keepdims=True)
+    usable = (~np.isnan(votes).any(axis=1)) & (totals[:, 0] > 0)
+    soft = np.where(usable[:, None], np.nan_to_num(votes) / np.maximum(totals, 1e-9), onehot)
+    return soft.astype(np.float32)
+
+
+def _split(frame: pd.DataFrame, classes: list[str], labels: str) -> Split:
+    return Split(list(frame["abs_path"]), targets_for(frame, classes, labels), list(frame["label"]))
+
+
+def balanced_class_weights(counts: dict[str, int], classes: list[str]) -> dict[int, float]:
+    """n / (k * n_c): rare classes weigh more (scikit-learn's 'balanced')."""
+    total = sum(counts.values())
+    return {i: total / (len(classes) * max(counts[c], 1)) for i, c in enumerate(classes)}
+
+
+def make_dataset(paths: list[str], targets: np.ndarray | None, image_size: int, batch_size: int,
+                 shuffle: bool = False, seed: int = 0, cache: str = "auto") -> Any:
+    """Decode, resize to ``image_size``, (cache), (shuffle), batch and prefetch.
+
+    Yields uint8 tensors of shape (batch, size, size, 1). Resizing uses area
+    averaging, like ``prepare``, so crops look the same at any size.
+    """
+    import tensorflow as tf
+
+    def load(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False)
+        image = tf.image.resize(image, (image_size, image_size), method="area")
+        return tf.cast(tf.round(image), tf.uint8)
+
+    autotune = tf.data.AUTOTUNE
+    if targets is None:
+        ds = tf.data.Dataset.from_tensor_slices(paths).map(load, num_parallel_calls=autotune)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((paths, targets)).map(
+            lambda p, t: (load(p), t), num_parallel_calls=autotune)
+    if cache == "memory" or (cache == "auto" and len(paths) * image_size * image_size < CACHE_LIMIT_BYTES):
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(min(len(paths), 20_000), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(autotune)

@@ -1,0 +1,367 @@
+"""``train``: fit a model on the prepared data and keep everything about the run.
+
+Each run gets ``<project>/<model>/<name>N/``:
+
+- ``config.yaml``: the resolved config; ``run.json``: data manifest hash,
+  class names, library versions, status and best epoch;
+- ``results.csv``: one row of metrics per epoch; ``curves.png``;
+- ``weights/best.keras`` (best validation epoch) and ``weights/last.keras``
+  with ``weights/state.json`` (epoch and phase reached), for ``--resume``;
+- ``tensorboard/``: TensorBoard logs.
+
+DenseNet trains in two phases: the head with the base frozen, then the top
+``fine_tune.unfreeze_layers`` of the base (BatchNorm frozen) at a low rate.
+Ctrl-C saves ``last.keras`` and the state, so ``--resume RUN_DIR`` continues.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aidentify import __version__
+from aidentify.config import TRAIN_CONFIGS, TrainCommon, dump_config, load_config
+from aidentify.data.images import worker_count
+from aidentify.errors import ConfigError, DataError
+from aidentify.files import atomic_write_text
+from aidentify.progress import ProgressFn, no_progress
+from aidentify.train.data import balanced_class_weights, load_training_input, make_dataset
+from aidentify.train.modelfile import save_model
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training; the run folder holds a resumable checkpoint."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(f"interrupted; continue with: aidentify train --resume {run_dir}")
+        self.run_dir = run_dir
+
+
+@dataclass
+class TrainEvents:
+    """How the library reports training to its caller (the CLI renders these)."""
+
+    batch: ProgressFn = no_progress
+    epoch: Callable[[dict[str, Any]], None] = lambda info: None
+    message: Callable[[str], None] = lambda text: None
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    classes: list[str]
+    epochs_run: int
+    best: dict[str, Any] = field(default_factory=dict)
+    parameters: int = 0
+
+
+def next_run_dir(parent: Path, name: str) -> Path:
+    """``parent/name``, then ``name2``, ``name3``...: never reuse a run folder."""
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = parent / (name if n == 1 else f"{name}{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed and config give the same split, the same batches and, on CPU, the same metrics."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_strategy(kind: str) -> Any:
+    """``auto``: MirroredStrategy over several GPUs, else the default strategy.
+
+    ``mirrored`` mirrors over all GPUs, or over all logical CPUs when there is
+    no GPU (how the tests exercise it). ``multi_worker`` reads the cluster
+    from the ``TF_CONFIG`` environment variable.
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "none" or (kind == "auto" and len(gpus) < 2):
+        return tf.distribute.get_strategy()
+    if kind in ("auto", "mirrored"):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if "TF_CONFIG" not in os.environ:
+        raise ConfigError("strategy multi_worker needs TF_CONFIG describing the cluster (see the README)")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _use_mixed_precision(setting: str) -> bool:
+    import keras
+    import tensorflow as tf
+
+    on = setting == "on" or (setting == "auto" and bool(tf.config.list_physical_devices("GPU")))
+    keras.mixed_precision.set_global_policy("mixed_float16" if on else "float32")
+    return on
+
+
+def _compile(model: Any, config: TrainCommon, learning_rate: float, steps: int, epochs: int) -> None:
+    import keras
+
+    rate: Any = learning_rate
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps * epochs))
+    optimizer = keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["bn", "bias", "norm"])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def _build(config: TrainCommon, n_classes: int) -> Any:
+    from aidentify.train.models import build_cnn, build_densenet
+
+    if config.model == "cnn":
+        return build_cnn(config.image_size, n_classes, config.cnn, config.augmentation, config.seed)
+    return build_densenet(config.image_size, n_classes, config.densenet, config.augmentation, config.seed)
+
+
+def _phases(config: TrainCommon) -> list[tuple[str, int, float]]:
+    """(name, epochs, learning rate) for each training phase."""
+    phases = [("train" if config.model == "cnn" else "head", config.epochs, config.learning_rate)]
+    if config.model == "densenet" and config.densenet.fine_tune.epochs:
+        fine = config.densenet.fine_tune
+        phases.append(("fine_tune", fine.epochs, fine.learning_rate))
+    return phases
+
+
+def _faces_settings(data_dir: Path) -> dict[str, Any]:
+    """How the training crops were made, read from the prepare stage's config."""
+    import yaml
+
+    for folder in (data_dir, data_dir.parent / "prepared"):
+        config_file = folder / "config.yaml"
+        if config_file.is_file():
+            saved = yaml.safe_load(config_file.read_text()) or {}
+            if "faces" in saved:
+                return {"faces": saved["faces"], "prepared_size": saved.get("image_size")}
+            if "prepared_dir" in saved:
+                return _faces_settings(Path(saved["prepared_dir"]))
+    return {}
+
+
+def _load_resume(run_dir: Path) -> tuple[TrainCommon, dict[str, Any]]:
+    run_dir = Path(run_dir)
+    state_file = run_dir / "weights" / "state.json"
+    if not (run_dir / "config.yaml").is_file():
+        raise DataError(f"{run_dir} is not a training run folder (no config.yaml)")
+    if not state_file.is_file() or not (run_dir / "weights" / "last.keras").is_file():
+        raise DataError(f"nothing to resume in {run_dir}: no weights/last.keras yet; start a new run")
+    import yaml
+
+    model_name = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("model", "cnn")
+    config, _ = load_config(TRAIN_CONFIGS[model_name], run_dir / "config.yaml")
+    return config, json.loads(state_file.read_text())
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    return {"aidentify": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def train(config: TrainCommon, events: TrainEvents | None = None, resume: Path | None = None) -> TrainResult:
+    """Train ``config.model``; see the module docstring for what a run leaves behind."""
+    events = events or TrainEvents()
+    if resume is not None:
+        config, state = _load_resume(resume)
+        run_dir = Path(resume)
+        events.message(f"resuming {run_dir} after epoch {state['epoch']}")
+    else:
+        state = {"phase": 1, "epoch": 0, "best": None}
+        data_check = Path(config.data_dir) / "manifest.csv"
+        if not data_check.is_file():
+            raise DataError(f"no training data at {data_check}; run `aidentify augment` first "
+                            "(or --set data_dir=data/prepared to train without augmentation)")
+        run_dir = next_run_dir(Path(config.project) / config.model, config.name)
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+
+    _quiet_tensorflow()
+    import keras
+
+    seed_everything(config.seed)
+    data = load_training_input(Path(config.data_dir), config.labels, config.max_samples, config.seed)
+    strategy = make_strategy(config.strategy)
+    mixed = _use_mixed_precision(config.mixed_precision)
+    train_ds = make_dataset(data.train.paths, data.train.targets, config.image_size, config.batch_size,
+                            shuffle=True, seed=config.seed, cache=config.cache)
+    val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,
+                          cache=config.cache)
+    steps = math.ceil(len(data.train.paths) / config.batch_size)
+    metadata = {
+        "format": 1,
+        "model": config.model,
+        "classes": data.classes,
+        "input_size": config.image_size,
+        "channels": 1,
+        "input_dtype": "uint8",
+        "labels": config.labels,
+        "run": run_dir.name,
+        **_faces_settings(Path(config.data_dir)),
+    }
+    run_info = {
+        "run_dir": str(run_dir),
+        "model": config.model,
+        "status": "running",
+        "data_manifest": str(Path(config.data_dir) / "manifest.csv"),
+        "data_manifest_sha256": data.manifest_sha256,
+        "classes": data.classes,
+        "train_images": len(data.train.paths),
+        "val_images": len(data.val.paths),
+        "train_class_counts": data.class_counts,
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "mixed_precision": mixed,
+        "cpu_threads": worker_count(0),
+        "versions": _versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+
+    with strategy.scope():
+        last = run_dir / "weights" / "last.keras"
+        if resume is not None:
+            model = keras.models.load_model(last, compile=True)
+        else:
+            model = _build(config, len(data.classes))
+            _compile(model, config, config.learning_rate, steps, config.epochs)
+    class_weight = balanced_class_weights(data.class_counts, data.classes) if config.class_weights == "balanced" else None
+
+    end_epoch = 0
+    for index, (phase, phase_epochs, rate) in enumerate(_phases(config), 1):
+        start_epoch, end_epoch = end_epoch, end_epoch + phase_epochs
+        if state["epoch"] >= end_epoch:
+            continue  # finished before an interruption
+        state["epoch"] = max(state["epoch"], start_epoch)
+        if index == 2 and state["phase"] < 2:
+            from aidentify.train.models import unfreeze_top
+
+            with strategy.scope():
+                trainable = unfreeze_top(model, config.densenet.fine_tune.unfreeze_layers)
+                _compile(model, config, rate, steps, phase_epochs)
+            state["phase"] = 2
+            events.message(f"fine-tuning: {trainable} DenseNet layers unfrozen, learning rate {rate:g}")
+        callbacks = _callbacks(config, run_dir, metadata, state, events, steps, end_epoch, phase)
+        try:
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end_epoch,
+                      callbacks=callbacks, class_weight=class_weight, shuffle=False, verbose=0)
+        except KeyboardInterrupt:
+            save_model(model, run_dir / "weights" / "last.keras", metadata)
+            atomic_write_text(run_dir / "weights" / "state.json", json.dumps(state, indent=2))
+            _finish_run(run_dir, run_info, state, "interrupted")
+            raise TrainingInterrupted(run_dir) from None
+        if state["epoch"] < end_epoch:  # early stopping ended this phase
+            state["epoch"] = end_epoch
+            atomic_write_text(run_dir / "weights" / "state.json", json.dumps(state, indent=2))
+
+    _finish_run(run_dir, run_info, state, "finished")
+    return TrainResult(run_dir, data.classes, len(_read_results(run_dir)), state["best"] or {},
+                       model.count_params())
+
+
+def _callbacks(config, run_dir: Path, metadata, state, events, steps: int, end_epoch: int, phase: str):
+    import keras
+
+    monitor = config.early_stopping.monitor
+    better = (lambda new, old: new > old) if monitor.endswith("accuracy") else (lambda new, old: new < old)
+
+    class Checkpoints(keras.callbacks.Callback):
+        """Save last (and best) with AIdentify's metadata after every epoch."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            events.batch(f"epoch {state['epoch'] + 1}/{end_epoch}", batch + 1, steps)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            state["epoch"] = epoch + 1
+            best = state["best"]
+            improved = best is None or better(logs.get(monitor, float("nan")), best.get(monitor, float("nan")))
+            if improved:
+                state["best"] = {"epoch": epoch + 1, "phase": phase, **logs}
+                save_model(self.model, run_dir / "weights" / "best.keras", metadata)
+            save_model(self.model, run_dir / "weights" / "last.keras", metadata)
+            atomic_write_text(run_dir / "weights" / "state.json", json.dumps(state, indent=2))
+            events.epoch({"epoch": epoch + 1, "epochs": end_epoch, "phase": phase, "best": improved, **logs})
+
+    callbacks: list[Any] = [keras.callbacks.CSVLogger(str(run_dir / "results.csv"), append=True)]
+    if config.early_stopping.enabled:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=config.early_stopping.patience, restore_best_weights=True,
+            mode="max" if monitor.endswith("accuracy") else "min"))
+    if config.reduce_lr.enabled and config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.reduce_lr.factor, patience=config.reduce_lr.patience,
+            min_lr=config.reduce_lr.min_lr))
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False))
+    callbacks.append(Checkpoints())  # last, so it sees the learning rate other callbacks set
+    return callbacks
+
+
+def _read_results(run_dir: Path):
+    import pandas as pd
+
+    path = run_dir / "results.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def _finish_run(run_dir: Path, run_info: dict, state: dict, status: str) -> None:
+    run_info.update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    epochs_done=state["epoch"], best=state["best"])
+    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+    plot_curves(run_dir)
+
+
+def plot_curves(run_dir: Path) -> Path | None:
+    """Loss and accuracy per epoch, train and validation, as ``curves.png``."""
+    results = _read_results(run_dir)
+    if results.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = results["epoch"] + 1
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        if metric in results:
+            ax.plot(epochs, results[metric], label=f"train {metric}")
+        if f"val_{metric}" in results:
+            ax.plot(epochs, results[f"val_{metric}"], label=f"val {metric}")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out = run_dir / "curves.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,109 @@
+"""Training both models for an epoch on tiny data, resuming, determinism, evaluate."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from train_helpers import cnn_config, densenet_config
+
+from aidentify.train.fit import TrainEvents, TrainingInterrupted, train
+from aidentify.train.modelfile import load_model, read_metadata
+
+
+def test_cnn_one_epoch_writes_a_complete_run(tiny_data, tmp_path):
+    result = train(cnn_config(tiny_data, tmp_path))
+    run = result.run_dir
+    assert run == tmp_path / "runs" / "cnn" / "exp"
+    for name in ("config.yaml", "run.json", "results.csv", "curves.png", "weights/best.keras",
+                 "weights/last.keras", "weights/state.json", "tensorboard"):
+        assert (run / name).exists(), name
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and len(info["data_manifest_sha256"]) == 64
+    assert info["classes"] == ["happiness", "sadness", "anger"] and "tensorflow" in info["versions"]
+    metadata = read_metadata(run)
+    assert metadata["classes"] == ["happiness", "sadness", "anger"]
+    assert metadata["input_size"] == 32 and metadata["faces"]["detect"] == "never"
+    assert len(pd.read_csv(run / "results.csv")) == 1
+    # a second run never overwrites the first
+    assert train(cnn_config(tiny_data, tmp_path)).run_dir.name == "exp2"
+
+
+def test_saved_model_takes_raw_uint8_crops_and_is_deterministic_at_inference(tiny_data, tmp_path):
+    result = train(cnn_config(tiny_data, tmp_path))
+    model, metadata = load_model(result.run_dir)
+    batch = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 1), dtype=np.uint8)
+    first = np.asarray(model(batch, training=False))
+    assert first.shape == (4, 3) and np.allclose(first.sum(axis=1), 1, atol=1e-5)
+    assert np.array_equal(first, np.asarray(model(batch, training=False)))
+    assert np.allclose(first, model.predict(batch, verbose=0), atol=1e-5)
+
+
+def test_densenet_trains_head_then_fine_tunes_top_layers(tiny_data, tmp_path):
+    messages = []
+    result = train(densenet_config(tiny_data, tmp_path), TrainEvents(message=messages.append))
+    results = pd.read_csv(result.run_dir / "results.csv")
+    assert len(results) == 2  # one frozen-base epoch, one fine-tuning epoch
+    assert any("fine-tuning" in m for m in messages)
+    model, _ = load_model(result.run_dir / "weights" / "last.keras")
+    from aidentify.train.models import densenet_base
+
+    import keras
+
+    base = densenet_base(model)
+    trainable = [layer for layer in base.layers if layer.trainable]
+    assert 0 < len(trainable) <= 20
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+    with_weights = [layer for layer in base.layers if layer.weights]
+    assert not with_weights[0].trainable and with_weights[-1].trainable is not None
+    assert any(layer.trainable for layer in with_weights[-20:])
+
+
+def test_interrupted_run_resumes_to_the_planned_epochs(tiny_data, tmp_path):
+    config = cnn_config(tiny_data, tmp_path, epochs=3)
+
+    def stop_after_first_epoch(info):
+        if info["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(config, TrainEvents(epoch=stop_after_first_epoch))
+    run = stop.value.run_dir
+    assert json.loads((run / "weights" / "state.json").read_text())["epoch"] == 1
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    result = train(config, resume=run)
+    assert result.run_dir == run
+    assert list(pd.read_csv(run / "results.csv")["epoch"]) == [0, 1, 2]
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_same_seed_same_split_same_metrics(tiny_data, tmp_path):
+    a = train(cnn_config(tiny_data, tmp_path / "a", epochs=2))
+    b = train(cnn_config(tiny_data, tmp_path / "b", epochs=2))
+    ra, rb = pd.read_csv(a.run_dir / "results.csv"), pd.read_csv(b.run_dir / "results.csv")
+    pd.testing.assert_frame_equal(ra, rb)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tiny_data, tmp_path):
+    script = textwrap.dedent(f"""
+        import json, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import sys; sys.path.insert(0, {str(tmp_path.parent)!r})
+        from aidentify.config import CnnTrainConfig
+        from aidentify.train.fit import train
+        cfg = CnnTrainConfig(data_dir={str(tiny_data / "augmented")!r}, project={str(tmp_path / "runs")!r},
+                             image_size=32, epochs=1, batch_size=8, strategy="mirrored", tensorboard=False,
+                             cnn={{"filters": [8, 16], "convs_per_block": 1, "dense_units": 16}})
+        result = train(cfg)
+        print("RUN", json.dumps(json.loads((result.run_dir / "run.json").read_text())))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    info = json.loads(out.stdout.split("RUN ", 1)[1])
+    assert info["strategy"] == "MirroredStrategy" and info["replicas"] == 2 and info["status"] == "finished"

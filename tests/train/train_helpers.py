@@ -1,0 +1,18 @@
+"""Config builders for the training tests: tiny models, one epoch, no TensorBoard."""
+
+from aidentify.config import CnnTrainConfig, DenseNetTrainConfig
+
+TINY_CNN = {"filters": [8, 16], "convs_per_block": 1, "dense_units": 16}
+
+
+def cnn_config(data, tmp_path, epochs=1, **extra):
+    return CnnTrainConfig(data_dir=data / "augmented", project=tmp_path / "runs", image_size=32,
+                          epochs=epochs, batch_size=16, tensorboard=epochs == 1 and not extra, cnn=TINY_CNN,
+                          **extra)
+
+
+def densenet_config(data, tmp_path):
+    return DenseNetTrainConfig(data_dir=data / "augmented", project=tmp_path / "runs", image_size=32,
+                               epochs=1, batch_size=16, max_samples=48, tensorboard=False,
+                               densenet={"weights": None, "head_units": 16,
+                                         "fine_tune": {"epochs": 1, "unfreeze_layers": 20}})
