@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.installed
 DATA   ?=
 DATASET ?= ferplus
 
-.PHONY: install test test-slow help download clean-data prepare augment data bench clean
+MODEL  ?= cnn
+
+.PHONY: install test test-slow help download clean-data prepare augment data train evaluate bench clean
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,8 +42,15 @@ augment: $(STAMP) ## balance rare classes of train
 
 data: download clean-data prepare augment ## all data stages in order
 
-bench: $(STAMP)  ## data-stage throughput on ../shared FER+ (README table)
+train: $(STAMP)  ## train MODEL (cnn or densenet) on data/augmented
+	$(BIN)/aidentify train --model $(MODEL)
+
+evaluate: $(STAMP) ## evaluate the latest run of MODEL on the test split
+	$(BIN)/aidentify evaluate --model $$(ls -td runs/$(MODEL)/*/ | head -n 1)
+
+bench: $(STAMP)  ## data-stage and training throughput (README tables)
 	$(BIN)/python benchmarks/data_stages.py
+	$(BIN)/python benchmarks/training.py
 
 clean:           ## remove caches (keeps .venv and data/)
 	rm -rf .pytest_cache build dist src/*.egg-info

@@ -203,6 +203,7 @@ class TrainCommon(StrictModel):
 
 class CnnTrainConfig(TrainCommon):
     model: Literal["cnn"] = "cnn"
+    image_size: int = Field(default=48, ge=32, le=512)
     cnn: CnnArchitecture = Field(default_factory=CnnArchitecture)
 
 

@@ -20,7 +20,7 @@ def invoke(*args):
 def test_help_lists_the_commands_with_option_help():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("download", "clean", "prepare", "augment"):
+    for command in ("download", "clean", "prepare", "augment", "train", "train-cnn", "train-densenet", "evaluate"):
         assert command in result.output
     for command in ("download", "clean", "prepare", "augment"):
         sub = invoke(command, "--help")

@@ -1,0 +1,79 @@
+"""evaluate: on the pipeline's split and on a generated folder with other class names."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import texture, write_image
+from train_helpers import cnn_config
+
+from aidentify.cli import app
+from aidentify.config import EvaluateConfig
+from aidentify.train.evaluate import evaluate
+from aidentify.train.fit import train
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    return train(cnn_config(tiny_data, tmp_path_factory.mktemp("eval_runs"))).run_dir
+
+
+def test_evaluate_the_pipeline_test_split(tiny_data, trained, tmp_path):
+    [result] = evaluate([trained], None, tmp_path / "out", EvaluateConfig(data_dir=tiny_data / "prepared"))
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert {"accuracy", "macro_f1", "per_class", "n"} <= set(metrics)
+    assert metrics["n"] == result.metrics["n"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert set(metrics["per_class"]) == {"happiness", "sadness", "anger"}
+    for name in ("confusion_matrix.png", "worst_mistakes.png", "predictions.csv"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_external_folder_with_synonyms_and_classes_on_one_side(trained, tmp_path):
+    folder = tmp_path / "external"
+    for i in range(4):
+        write_image(folder / "Happy" / f"h{i}.png", texture(70_000 + i, 48) // 4 + 40)
+        write_image(folder / "angry" / f"a{i}.png", texture(71_000 + i, 48) // 4 + 200)
+        write_image(folder / "fearful" / f"f{i}.png", texture(72_000 + i, 48))  # not a model class
+    config = EvaluateConfig(detect="never", tta_flip=True)
+    [result] = evaluate([trained], str(folder), tmp_path / "out", config)
+    metrics = result.metrics
+    assert metrics["n"] == 8
+    assert metrics["excluded"] == {"class not in model: fear": 4}
+    assert metrics["classes_missing_from_data"] == ["sadness"]
+    assert set(metrics["per_class"]) == {"happiness", "anger"}
+    assert metrics["tta_flip"] is True
+
+
+def test_two_models_side_by_side(tiny_data, trained, tmp_path):
+    results = evaluate([trained, trained / "weights" / "last.keras"], "val", tmp_path / "out",
+                       EvaluateConfig(data_dir=tiny_data / "prepared"))
+    assert [r.out_dir.name for r in results] == ["cnn-exp", "cnn-exp-2"]
+    comparison = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert set(comparison) == {"cnn-exp", "cnn-exp-2"}
+
+
+def test_cli_evaluate_prints_tables_and_errors_in_one_line(tiny_data, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", "--model", str(trained), "--set", f"data_dir={tiny_data / 'prepared'}",
+                                 "--out", "report"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "macro-F1" in result.output and (tmp_path / "report" / "metrics.json").is_file()
+    missing = runner.invoke(app, ["evaluate", "--model", "nope.keras"])
+    assert missing.exit_code == 1 and missing.stderr.strip() == "error: model not found: nope.keras"
+    bad_split = runner.invoke(app, ["evaluate", "--model", str(trained), "--data", "tset"])
+    assert bad_split.exit_code == 1 and "not a split name" in bad_split.stderr
+
+
+def test_cli_train_errors(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    typo = runner.invoke(app, ["train", "--model", "cnn", "--set", "epoch=3"])
+    assert typo.exit_code == 1 and "did you mean 'epochs'" in typo.stderr
+    no_data = runner.invoke(app, ["train-cnn"])
+    assert no_data.exit_code == 1 and "aidentify augment" in no_data.stderr
+    not_a_run = runner.invoke(app, ["train", "--resume", str(tmp_path)])
+    assert not_a_run.exit_code == 1 and "not a training run folder" in not_a_run.stderr
+    wrong_model = runner.invoke(app, ["train", "--model", "resnet"])
+    assert wrong_model.exit_code == 1 and "choose cnn or densenet" in wrong_model.stderr
