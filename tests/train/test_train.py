@@ -77,8 +77,9 @@ def test_interrupted_run_resumes_to_the_planned_epochs(tiny_data, tmp_path):
     assert json.loads((run / "weights" / "state.json").read_text())["epoch"] == 1
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     result = train(config, resume=run)
-    assert result.run_dir == run
+    assert result.run_dir == run and result.epochs_run == 3
     assert list(pd.read_csv(run / "results.csv")["epoch"]) == [0, 1, 2]
+    assert not (run / ".lock").exists()
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
 
 
@@ -107,3 +108,23 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_data, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.split("RUN ", 1)[1])
     assert info["strategy"] == "MirroredStrategy" and info["replicas"] == 2 and info["status"] == "finished"
+
+
+def test_a_run_busy_in_another_process_is_not_resumed(tiny_data, tmp_path):
+    import os
+
+    from aidentify.errors import DataError
+
+    config = cnn_config(tiny_data, tmp_path, epochs=2)
+
+    def stop(info):
+        raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(config, TrainEvents(epoch=stop))
+    run = stopped.value.run_dir
+    (run / ".lock").write_text(str(os.getppid()))  # a live process that is not us
+    with pytest.raises(DataError, match="being trained by process"):
+        train(config, resume=run)
+    (run / ".lock").write_text("999999999")  # a dead process: its lock is taken over
+    assert train(config, resume=run).epochs_run == 2

@@ -132,7 +132,7 @@ def evaluate(
 
 
 def _per_class_table(metrics: dict[str, Any]) -> Table:
-    table = Table(title=f"{metrics['name']} on {metrics['data']}: accuracy {metrics['accuracy']:.4f}, "
+    table = Table(title=f"{escape(metrics['name'])} on {escape(metrics['data'])}: accuracy {metrics['accuracy']:.4f}, "
                         f"macro-F1 {metrics['macro_f1']:.4f}, n={metrics['n']}")
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")

@@ -19,6 +19,7 @@ one carved, stratified by class, from their training images.
 from __future__ import annotations
 
 import hashlib
+import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,15 +90,9 @@ def clean(config: CleanConfig, progress: ProgressFn = no_progress) -> StageResul
         write_manifest(keep[columns].sort_values(["split", "id"]), partial / MANIFEST_NAME)
         write_table(dropped[["path", "label", "split", "source", "id", "reason", "detail"]],
                     partial / DROPPED_NAME)
-        atomic_write_text(partial / "report.json", _json(report))
+        atomic_write_text(partial / "report.json", json.dumps(report, indent=2))
         atomic_write_text(partial / "config.yaml", dump_config(config))
     return StageResult(out_dir, report)
-
-
-def _json(data: dict) -> str:
-    import json
-
-    return json.dumps(data, indent=2)
 
 
 def _load_raw_manifests(raw_dir: Path, sources: list[str] | None) -> pd.DataFrame:

@@ -16,12 +16,13 @@ Ctrl-C saves ``last.keras`` and the state, so ``--resume RUN_DIR`` continues.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,40 @@ def next_run_dir(parent: Path, name: str) -> Path:
             return candidate
         except FileExistsError:
             n += 1
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One process per run folder: a second `train --resume` of a busy run is refused.
+
+    The lock holds the owner's PID; a lock left by a process that no longer
+    exists (killed, machine restarted) is taken over.
+    """
+    if not run_dir.is_dir():
+        raise DataError(f"run folder not found: {run_dir}")
+    lock = run_dir / ".lock"
+    try:
+        other = int(lock.read_text().strip())
+        os.kill(other, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pass
+    except PermissionError:  # alive, owned by someone else
+        raise DataError(f"{run_dir} is being trained by process {lock.read_text().strip()}") from None
+    else:
+        if other != os.getpid():
+            raise DataError(f"{run_dir} is being trained by process {other}; wait for it or stop it first")
+    lock.write_text(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _trim_results(run_dir: Path, epochs_done: int) -> None:
+    """Keep only the result rows of epochs the saved state covers (no duplicates after a resume)."""
+    results = _read_results(run_dir)
+    if not results.empty and (results["epoch"] >= epochs_done).any():
+        atomic_write_text(run_dir / "results.csv", results[results["epoch"] < epochs_done].to_csv(index=False))
 
 
 def _quiet_tensorflow() -> None:
@@ -191,9 +226,18 @@ def train(config: TrainCommon, events: TrainEvents | None = None, resume: Path |
     """Train ``config.model``; see the module docstring for what a run leaves behind."""
     events = events or TrainEvents()
     if resume is not None:
+        with run_lock(Path(resume)):
+            return _train(config, events, resume)
+    return _train(config, events, None)
+
+
+def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> TrainResult:
+    if resume is not None:
         config, state = _load_resume(resume)
         run_dir = Path(resume)
-        events.message(f"resuming {run_dir} after epoch {state['epoch']}")
+        planned = sum(epochs for _, epochs, _ in _phases(config))
+        left = "nothing left to train" if state["epoch"] >= planned else f"{planned - state['epoch']} epochs to go"
+        events.message(f"resuming {run_dir} after epoch {state['epoch']} of {planned} ({left})")
     else:
         state = {"phase": 1, "epoch": 0, "best": None}
         data_check = Path(config.data_dir) / "manifest.csv"
@@ -202,6 +246,14 @@ def train(config: TrainCommon, events: TrainEvents | None = None, resume: Path |
                             "(or --set data_dir=data/prepared to train without augmentation)")
         run_dir = next_run_dir(Path(config.project) / config.model, config.name)
         atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        with run_lock(run_dir):
+            return _fit(config, events, run_dir, state, resumed=False)
+    _trim_results(run_dir, state["epoch"])
+    return _fit(config, events, run_dir, state, resumed=True)
+
+
+def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[str, Any],
+         resumed: bool) -> TrainResult:
 
     _quiet_tensorflow()
     import keras
@@ -247,7 +299,7 @@ def train(config: TrainCommon, events: TrainEvents | None = None, resume: Path |
 
     with strategy.scope():
         last = run_dir / "weights" / "last.keras"
-        if resume is not None:
+        if resumed:
             model = keras.models.load_model(last, compile=True)
         else:
             model = _build(config, len(data.classes))
@@ -282,8 +334,7 @@ def train(config: TrainCommon, events: TrainEvents | None = None, resume: Path |
             atomic_write_text(run_dir / "weights" / "state.json", json.dumps(state, indent=2))
 
     _finish_run(run_dir, run_info, state, "finished")
-    return TrainResult(run_dir, data.classes, len(_read_results(run_dir)), state["best"] or {},
-                       model.count_params())
+    return TrainResult(run_dir, data.classes, state["epoch"], state["best"] or {}, model.count_params())
 
 
 def _callbacks(config, run_dir: Path, metadata, state, events, steps: int, end_epoch: int, phase: str):
