@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -102,8 +103,6 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
 
 def _force_progress() -> bool:
-    import os
-
     return os.environ.get("AIDENTIFY_PROGRESS") == "1"
 
 

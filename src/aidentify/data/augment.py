@@ -19,9 +19,9 @@ import pandas as pd
 
 from aidentify.classes import CLASSES
 from aidentify.config import AugmentConfig, dump_config
-from aidentify.data.clean import StageResult
 from aidentify.data.images import read_gray, write_png
 from aidentify.data.manifest import (
+    StageResult,
     MANIFEST_NAME,
     absolute_paths,
     counts_by_split_and_class,

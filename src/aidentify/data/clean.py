@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from aidentify.data.manifest import (
     DROPPED_NAME,
     EMOTION_VOTE_COLUMNS,
     MANIFEST_NAME,
+    StageResult,
     absolute_paths,
     counts_by_split_and_class,
     read_manifest,
@@ -47,14 +47,6 @@ from aidentify.files import atomic_write_text, fresh_partial_dir
 from aidentify.progress import ProgressFn, no_progress
 
 SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, "": 3}
-
-
-@dataclass
-class StageResult:
-    """What a data stage produced, for the CLI to report."""
-
-    out_dir: Path
-    report: dict
 
 
 def clean(config: CleanConfig, progress: ProgressFn = no_progress) -> StageResult:

@@ -12,6 +12,7 @@ face-detection outcome, ``parent_id`` for augmented copies).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,14 @@ SPLITS = ("train", "val", "test")
 VOTE_PREFIX = "votes_"
 EMOTION_VOTE_COLUMNS = tuple(VOTE_PREFIX + name for name in CLASSES)
 ALL_VOTE_COLUMNS = tuple(VOTE_PREFIX + name for name in VOTE_COLUMNS)
+
+
+@dataclass
+class StageResult:
+    """What a data stage produced (its folder and report), for the CLI to show."""
+
+    out_dir: Path
+    report: dict
 
 
 def write_manifest(frame: pd.DataFrame, path: Path) -> None:

@@ -28,10 +28,10 @@ from pathlib import Path
 import pandas as pd
 
 from aidentify.config import PrepareConfig, dump_config
-from aidentify.data.clean import StageResult
 from aidentify.data.faces import DetectorSettings, detect_faces, load_cascade, square_crop, whole_image
 from aidentify.data.images import read_gray, worker_count, write_png
 from aidentify.data.manifest import (
+    StageResult,
     DROPPED_NAME,
     EMOTION_VOTE_COLUMNS,
     MANIFEST_NAME,

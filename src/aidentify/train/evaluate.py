@@ -236,7 +236,6 @@ def score(data: EvalData, probs: np.ndarray, classes: list[str], name: str, mode
         "excluded": excluded,
         "tta_flip": config.tta_flip,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=list(range(len(classes)))).tolist(),
-        "_known_mask": known,
     }
 
 
@@ -244,7 +243,7 @@ def write_reports(out: Path, data: EvalData, probs: np.ndarray, metrics: dict[st
                   n_worst: int) -> None:
     """metrics.json, predictions.csv and the two PNGs."""
     out.mkdir(parents=True, exist_ok=True)
-    known = metrics.pop("_known_mask")
+    known = np.array([label in classes for label in data.labels], dtype=bool)
     predicted = probs.argmax(axis=1)
     table = pd.DataFrame({
         "id": data.ids, "path": data.paths, "label": data.labels,
