@@ -44,7 +44,9 @@ def _train(model: str, config: Path | None, set_: list[str] | None, resume: Path
         if resume is None:
             say_config(origin)
         with progress_bar() as progress:
-            events = TrainEvents(batch=progress, epoch=_print_epoch, message=lambda t: console.print(f"[dim]{t}[/]"))
+            # one bar, reused every epoch, for the batches of the epoch in progress
+            events = TrainEvents(batch=lambda task, done, total: progress("batches", done, total),
+                                 epoch=_print_epoch, message=lambda t: console.print(f"[dim]{escape(t)}[/]"))
             try:
                 result = train(cfg, events, resume=resume)
             except TrainingInterrupted as stop:
