@@ -53,7 +53,7 @@ def main() -> int:
         for mode in ("never", "fallback"):
             config = PrepareConfig(workers=args.workers, faces={"detect": mode, "detect_by_source": {}},
                                    out_dir=f"data/prepared_{mode}")
-            label, seconds, result = timed(f"prepare 96 px, detect {mode}", lambda: prepare(config))
+            label, seconds, result = timed(f"prepare 96 px, detect {mode}", lambda cfg=config: prepare(cfg))
             rows.append((label, n, seconds))
             if mode == "fallback":
                 found = result.report["outcomes"].get("face", 0)

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 from typer.testing import CliRunner
 
 from aidentify.cli import app

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import zipfile
 
 import numpy as np
 import pandas as pd

@@ -73,7 +73,7 @@ def test_corrupted_zip_member_fails_its_crc(tmp_path):
         extract_archive(archive, dest)
 
 
-def _tar_with(tmp_path, build) -> "Path":
+def _tar_with(tmp_path, build):
     archive = tmp_path / "t.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
         build(tf)

@@ -1,6 +1,5 @@
 """augment: balances train only, records parents, respects the variant cap."""
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest

@@ -90,7 +90,7 @@ def kaggle_calls(monkeypatch, tmp_path):
     write_image(source / "train" / "happy" / "a.png", texture(1))
     write_image(source / "test" / "angry" / "b.png", texture(2))
 
-    def fake_dataset_download_files(self, dataset, path=None, force=False, quiet=True, unzip=False, licenses=[]):
+    def fake_dataset_download_files(self, dataset, path=None, force=False, quiet=True, unzip=False, licenses=None):
         calls.append(("dataset", dataset))
         if dataset == "owner/rejected":
             raise requests.HTTPError("401 Client Error: Unauthorized", response=_FakeResponse(401))
