@@ -229,6 +229,44 @@ class EvaluateConfig(StrictModel):
     worst_mistakes: int = Field(default=25, ge=0, le=100)
 
 
+class LiveDetection(StrictModel):
+    width: int = Field(default=320, ge=80)
+    every: int = Field(default=3, ge=1)
+    scale_factor: float = Field(default=1.2, gt=1.0)
+    min_neighbors: int = Field(default=5, ge=0)
+    min_size: int = Field(default=24, ge=8)
+    max_faces: int = Field(default=16, ge=1)
+
+
+class LiveTracking(StrictModel):
+    iou: float = Field(default=0.3, gt=0.0, lt=1.0)
+    max_missed: int = Field(default=2, ge=0)
+    follow: bool = True
+
+
+class LiveSmoothing(StrictModel):
+    method: Literal["ema", "window", "none"] = "ema"
+    alpha: float = Field(default=0.35, gt=0.0, le=1.0)
+    window: int = Field(default=8, ge=1)
+
+
+class LiveDrawing(StrictModel):
+    bars: bool = False
+    fps: bool = True
+
+
+class LiveConfig(StrictModel):
+    model: Path | None = None
+    backend: Literal["auto", "litert", "keras"] = "auto"
+    threads: int = Field(default=2, ge=1)
+    crop_margin: float | Literal["auto"] = "auto"
+    detect: LiveDetection = Field(default_factory=LiveDetection)
+    track: LiveTracking = Field(default_factory=LiveTracking)
+    smoothing: LiveSmoothing = Field(default_factory=LiveSmoothing)
+    draw: LiveDrawing = Field(default_factory=LiveDrawing)
+    snapshot_dir: Path = Path("snapshots")
+
+
 STAGE_CONFIGS: dict[str, type[StrictModel]] = {
     "download": DownloadConfig,
     "clean": CleanConfig,
@@ -237,6 +275,7 @@ STAGE_CONFIGS: dict[str, type[StrictModel]] = {
     "train_cnn": CnnTrainConfig,
     "train_densenet": DenseNetTrainConfig,
     "evaluate": EvaluateConfig,
+    "live": LiveConfig,
 }
 
 M = TypeVar("M", bound=BaseModel)

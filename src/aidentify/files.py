@@ -87,3 +87,25 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+class PendingFile:
+    """A file written over time (a video, a CSV) under a temporary name.
+
+    ``path`` is where the writer should write; the temporary name keeps the
+    real suffix, because OpenCV picks the video container from it.
+    :meth:`commit` renames it into place; :meth:`discard` removes it.
+    """
+
+    def __init__(self, final: Path):
+        self.final = Path(final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.path = self.final.with_name(f".{self.final.stem}.partial-{os.getpid()}{self.final.suffix}")
+
+    def commit(self) -> Path:
+        os.replace(self.path, self.final)
+        return self.final
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)

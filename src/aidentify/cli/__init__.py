@@ -9,6 +9,7 @@ single ``error: ...`` line with exit code 1.
 from aidentify.cli.app import app
 from aidentify.cli import data as _data_commands  # noqa: F401  (registers commands)
 from aidentify.cli import train as _train_commands  # noqa: F401
+from aidentify.cli import live as _live_commands  # noqa: F401
 
 
 def main() -> None:

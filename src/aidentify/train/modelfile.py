@@ -2,8 +2,10 @@
 
 A ``.keras`` file is a zip archive; AIdentify adds one entry, ``aidentify.json``,
 holding the class names (in output order), the input size and how faces were
-cropped for training. Anything that loads a model (evaluate, live, export)
-reads the class names from here, never from a hard-coded list.
+cropped for training. A ``.tflite`` file (``aidentify export``) carries the same
+JSON in its flatbuffer's metadata table under the name ``aidentify``. Anything
+that loads a model (evaluate, live, export) reads the class names from here,
+never from a hard-coded list.
 """
 
 from __future__ import annotations
@@ -17,10 +19,24 @@ from typing import Any
 from aidentify.errors import DataError
 
 METADATA_ENTRY = "aidentify.json"
+TFLITE_METADATA_NAME = "aidentify"
+MODEL_SUFFIXES = (".keras", ".tflite")
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.tflite"
 
 
-def resolve_model_path(path: Path) -> Path:
-    """Accept a ``.keras`` file or a run folder (its ``weights/best.keras``)."""
+def default_model_path() -> Path:
+    """The model shipped inside the package (used when no ``--model`` is given)."""
+    if not DEFAULT_MODEL.is_file():
+        raise DataError(f"the default model {DEFAULT_MODEL} is missing from this install; "
+                        "reinstall aidentify or pass --model PATH")
+    return DEFAULT_MODEL
+
+
+def resolve_model_path(path: Path | None) -> Path:
+    """Accept a ``.keras`` or ``.tflite`` file, a run folder (its ``weights/best.keras``)
+    or None (the shipped default model)."""
+    if path is None:
+        return default_model_path()
     path = Path(path)
     if path.is_dir():
         for candidate in (path / "weights" / "best.keras", path / "weights" / "last.keras", path / "best.keras"):
@@ -29,6 +45,8 @@ def resolve_model_path(path: Path) -> Path:
         raise DataError(f"{path} is a folder without weights/best.keras; pass a .keras file or a run folder")
     if not path.is_file():
         raise DataError(f"model not found: {path}")
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise DataError(f"{path} is not a model; pass a .keras or .tflite file or a run folder")
     return path
 
 
@@ -50,6 +68,8 @@ def save_model(model: Any, path: Path, metadata: dict[str, Any]) -> None:
 def read_metadata(path: Path) -> dict[str, Any]:
     """The metadata stored in a model file by :func:`save_model`."""
     path = resolve_model_path(path)
+    if path.suffix.lower() == ".tflite":
+        return read_tflite_metadata(path.read_bytes(), path)
     try:
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read(METADATA_ENTRY))
@@ -70,3 +90,41 @@ def load_model(path: Path, compile: bool = False) -> tuple[Any, dict[str, Any]]:
     except Exception as exc:  # Keras raises many types for a damaged file
         raise DataError(f"cannot load model {path}: {exc}") from None
     return model, metadata
+
+
+def embed_tflite_metadata(flatbuffer: bytes, metadata: dict[str, Any]) -> bytes:
+    """A copy of a TFLite flatbuffer with ``metadata`` added as a named buffer.
+
+    Uses the flatbuffer schema that ships with ``ai-edge-litert``, so neither
+    writing nor reading needs TensorFlow.
+    """
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = TFLITE_METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != TFLITE_METADATA_NAME.encode()] + [entry]
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_tflite_metadata(flatbuffer: bytes, path: Path | str = "model") -> dict[str, Any]:
+    """The metadata :func:`embed_tflite_metadata` stored in a ``.tflite`` file."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        model = schema.Model.GetRootAs(flatbuffer, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() == TFLITE_METADATA_NAME.encode():
+                return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    except Exception as exc:  # a damaged flatbuffer fails in many ways
+        raise DataError(f"{path} is not a readable .tflite model ({exc})") from None
+    raise DataError(f"{path} has no class names inside; export it with `aidentify export`")

@@ -1,0 +1,95 @@
+"""Live and deployment commands: live (camera, video, images, demo) and export."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from aidentify.cli.app import ConfigOption, SetOption, VerboseOption, app, console, progress_bar, run_guarded, say_config
+from aidentify.config import LiveConfig, load_config
+
+
+@app.command()
+def live(
+    camera: Annotated[int | None, typer.Option("--camera", help="Camera index (0 is usually the built-in webcam).",
+                                               show_default=False)] = None,
+    source: Annotated[str | None, typer.Option("--source", help="A video file, an image, a folder of images or a stream URL.",
+                                               show_default=False)] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo video (real photos from scikit-image).")] = False,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="A .keras or .tflite file or a run folder [default: the shipped model].",
+                                               show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the annotated video here (.mp4 or .avi).",
+                                                show_default=False)] = None,
+    timeline: Annotated[Path | None, typer.Option("--timeline", help="Write one CSV row per face per frame here.",
+                                                  show_default=False)] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Write the per-face emotion summary as a PNG chart.",
+                                               show_default=False)] = None,
+    window: Annotated[bool, typer.Option("--window/--no-window", help="Show the overlay in a window (q/Esc quits, s saves a snapshot).")] = True,
+    bars: Annotated[bool | None, typer.Option("--bars/--no-bars", help="Probability bars beside each face.",
+                                              show_default=False)] = None,
+    detect_every: Annotated[int | None, typer.Option("--detect-every", help="Run the face detector every N frames.",
+                                                     show_default=False)] = None,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after this many frames.",
+                                                   show_default=False)] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Label every face in a camera feed, video, image or folder with its emotion."""
+    from aidentify.live.player import LiveOptions, run_live
+
+    def work() -> None:
+        options = {"model": model, "draw.bars": bars, "detect.every": detect_every}
+        cfg, origin = load_config(LiveConfig, config, set_, options, stage="live")
+        say_config(origin)
+        with tempfile.TemporaryDirectory(prefix="aidentify-demo-") as scratch:
+            src = _demo_source(Path(scratch)) if demo else source
+            if demo and camera is not None:
+                raise typer.BadParameter("use --demo or --camera, not both")
+            opts = LiveOptions(camera=camera, source=src, output=output, timeline=timeline, chart=chart,
+                               window=window, max_frames=max_frames)
+            with progress_bar() as progress:
+                def on_frame(result, frame_source) -> None:
+                    total = getattr(frame_source, "frame_count", 0)
+                    if total and not frame_source.live:
+                        progress("frames", result.index + 1, total)
+
+                run = run_live(cfg, opts, on_frame)
+        console.print(run.summary.table())
+        stages = ", ".join(f"{name} {ms:.1f}" for name, ms in run.stage_ms.items())
+        console.print(f"{run.frames} frames in {run.seconds:.1f} s: {run.fps:.1f} frames/s (ms per frame: {stages})")
+        for path in run.written + run.snapshots:
+            console.print(f"wrote {escape(str(path))}")
+
+    run_guarded(verbose, work)
+
+
+def _demo_source(folder: Path) -> str:
+    """Compose the demo video into ``folder`` and return its path."""
+    from aidentify.live.demo import write_demo_video
+
+    console.print("[dim]demo: 4 faces from scikit-image's photos, 6 s at 30 frames/s[/]")
+    return str(write_demo_video(folder / "demo.mp4", faces=4, seconds=6.0))
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A .keras file or a run folder.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: next to the model].",
+                                             show_default=False)] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Write .tflite files (float32 and dynamic-range int8) and check them against the Keras model."""
+    from aidentify.live.export import TOLERANCE, export_model
+
+    def work() -> None:
+        for item in export_model(model, out):
+            console.print(f"{item.kind:>7}: {escape(str(item.path))} ({item.size_bytes / 1e6:.2f} MB); "
+                          f"largest probability difference {item.max_difference:.2g} (limit {TOLERANCE[item.kind]:g}), "
+                          f"same top class on {item.top1_agreement:.0%} of {item.checked_on} face crops")
+
+    run_guarded(verbose, work)

@@ -1,0 +1,177 @@
+"""Frame sources: a camera, a stream URL, a video file, an image or a folder of images.
+
+Cameras and streams are read on their own thread that keeps only the newest
+frame: when inference is slower than the camera, old frames are dropped
+instead of queueing up (the overlay stays current). Files are read in order,
+every frame, because their annotated copy and timeline must be complete.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from aidentify.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+FIRST_FRAME_TIMEOUT_S = 10.0
+
+
+def open_camera_device(index: int) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` for a camera index (a seam the tests replace with a fake camera)."""
+    return cv2.VideoCapture(index)
+
+
+class FrameSource:
+    """Frames with their time in seconds; ``live`` sources drop frames, files do not."""
+
+    name: str = ""
+    fps: float = 0.0
+    live: bool = False
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        """The next frame and its time, or None at the end."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file; safe to call twice."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoFileSource(FrameSource):
+    """Every frame of a video file, timed by the file's frame rate."""
+
+    def __init__(self, path: Path):
+        self.name = str(path)
+        self._capture = cv2.VideoCapture(str(path))
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise DataError(f"cannot read video {path}: not a video OpenCV can decode (try .mp4 or .avi)")
+        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not 0 < self.fps < 1000:
+            self.fps = 30.0
+        self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._index = 0
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        ok, frame = self._capture.read()
+        if not ok:
+            if self._index == 0:
+                raise DataError(f"cannot read video {self.name}: no frame could be decoded")
+            return None
+        t = self._index / self.fps
+        self._index += 1
+        return frame, t
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class ImageSource(FrameSource):
+    """One image, or every image of a folder in name order, as frames one second apart."""
+
+    def __init__(self, path: Path):
+        self.name = str(path)
+        if path.is_dir():
+            self._files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self._files:
+                raise DataError(f"{path} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        else:
+            self._files = [path]
+        self.fps = 1.0
+        self.frame_count = len(self._files)
+        self._index = 0
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        if self._index >= len(self._files):
+            return None
+        path = self._files[self._index]
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise DataError(f"cannot read image {path}")
+        t = float(self._index)
+        self._index += 1
+        return frame, t
+
+
+class LatestFrameSource(FrameSource):
+    """A camera or stream read on a background thread that keeps only the newest frame."""
+
+    live = True
+
+    def __init__(self, capture: cv2.VideoCapture, name: str):
+        self.name = name
+        self._capture = capture
+        self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.frame_count = 0
+        self._lock = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._serial = 0
+        self._taken = 0
+        self._ended = False
+        self._stop = threading.Event()
+        self._start = time.monotonic()
+        self._thread = threading.Thread(target=self._reader, name=f"capture {name}", daemon=True)
+        self._thread.start()
+
+    def _reader(self) -> None:
+        while not self._stop.is_set():
+            ok, frame = self._capture.read()
+            with self._lock:
+                if not ok:
+                    self._ended = True
+                    self._lock.notify_all()
+                    return
+                self._frame, self._serial = frame, self._serial + 1
+                self._lock.notify_all()
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        with self._lock:
+            ready = self._lock.wait_for(lambda: self._serial > self._taken or self._ended,
+                                        timeout=FIRST_FRAME_TIMEOUT_S)
+            if self._serial > self._taken:
+                self._taken = self._serial
+                return self._frame, time.monotonic() - self._start
+            if not ready and self._serial == 0:
+                raise DataError(f"{self.name} opened but sent no frame within {FIRST_FRAME_TIMEOUT_S:.0f} s")
+            return None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self._capture.release()
+
+
+def open_source(camera: int | None = None, source: str | None = None) -> FrameSource:
+    """Open exactly one of a camera index or a source path/URL."""
+    if (camera is None) == (source is None):
+        raise DataError("give either --camera INDEX or --source PATH_OR_URL")
+    if camera is not None:
+        capture = open_camera_device(camera)
+        if not capture.isOpened():
+            capture.release()
+            raise DataError(f"cannot open camera {camera}: no camera with that index, or it is in use; "
+                            "try another --camera index or --source VIDEO")
+        return LatestFrameSource(capture, f"camera {camera}")
+    if "://" in source:
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            capture.release()
+            raise DataError(f"cannot open stream {source}; check the URL and that the stream is up")
+        return LatestFrameSource(capture, source)
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"--source {source}: no such file or folder")
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path)
+    return VideoFileSource(path)

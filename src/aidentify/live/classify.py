@@ -1,0 +1,164 @@
+"""Batched, compiled emotion inference for face crops.
+
+Every face of a frame goes through one call (never ``model.predict`` per
+face). Two backends give the same interface, ``classifier(crops) -> probs``:
+
+- ``LiteRTClassifier`` runs a ``.tflite`` file with LiteRT's XNNPACK CPU
+  kernels; it needs no TensorFlow at all, so the live view starts quickly.
+- ``KerasClassifier`` wraps a ``.keras`` model in a ``tf.function`` with an
+  unknown batch dimension, traced once.
+
+Crops are uint8 grayscale squares of the model's input size; preprocessing
+(scaling, channel replication) lives inside the model itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from aidentify.errors import DataError
+from aidentify.train.modelfile import load_model, read_metadata, resolve_model_path
+
+# Batch sizes a LiteRT interpreter is prepared for; a frame's faces are padded
+# up to the next one so that changing face counts do not re-plan the graph.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)
+
+
+class Classifier(Protocol):
+    """Anything that maps a batch of crops to class probabilities."""
+
+    info: ModelInfo
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the live view needs to know about a model, read from its metadata."""
+
+    path: Path
+    classes: list[str]
+    input_size: int
+    channels: int
+    crop_margin: float | None  # margin used for the training crops, None when they were not detected
+
+    @classmethod
+    def from_metadata(cls, path: Path, metadata: dict[str, Any]) -> ModelInfo:
+        try:
+            classes = [str(c) for c in metadata["classes"]]
+            size = int(metadata["input_size"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{path}: its metadata lacks class names or an input size; "
+                            "use a model trained or exported by AIdentify") from None
+        faces = metadata.get("faces") or {}
+        detected = faces.get("detect", "never") != "never" or any(
+            mode != "never" for mode in (faces.get("detect_by_source") or {}).values())
+        margin = faces.get("margin") if detected else None
+        return cls(path, classes, size, int(metadata.get("channels", 1)), margin)
+
+
+def load_classifier(model: Path | None, backend: str = "auto", threads: int = 2) -> Classifier:
+    """Open a model for inference; ``None`` is the model shipped with the package."""
+    path = resolve_model_path(model)
+    info = ModelInfo.from_metadata(path, read_metadata(path))
+    is_tflite = path.suffix.lower() == ".tflite"
+    if backend == "keras" and is_tflite:
+        raise DataError(f"{path} is a .tflite model; use backend litert (or auto) for it")
+    if backend == "keras" or (backend == "auto" and not is_tflite):
+        return KerasClassifier(path, info)
+    flatbuffer = path.read_bytes() if is_tflite else keras_to_tflite(load_model(path)[0])
+    return LiteRTClassifier(flatbuffer, info, threads)
+
+
+def keras_to_tflite(model: Any, dynamic_int8: bool = False) -> bytes:
+    """Convert a Keras model to a TFLite flatbuffer (float32, or dynamic-range int8 weights)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if dynamic_int8:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
+
+
+class LiteRTClassifier:
+    """A ``.tflite`` model on LiteRT, one interpreter per batch bucket."""
+
+    def __init__(self, flatbuffer: bytes, info: ModelInfo, threads: int = 2):
+        self.info = info
+        self._flatbuffer = flatbuffer
+        self._threads = threads
+        self._interpreters: dict[int, Any] = {}
+        self._interpreter(1)  # fail now, not on the first face, if the model cannot run
+
+    def _interpreter(self, batch: int) -> Any:
+        if batch not in self._interpreters:
+            from ai_edge_litert.interpreter import Interpreter
+
+            try:
+                interpreter = Interpreter(model_content=self._flatbuffer, num_threads=self._threads)
+                detail = interpreter.get_input_details()[0]
+                size, channels = self.info.input_size, self.info.channels
+                if tuple(detail["shape"][1:]) != (size, size, channels):
+                    raise DataError(f"{self.info.path}: input shape {tuple(detail['shape'])} does not match its "
+                                    f"metadata ({size}x{size}x{channels})")
+                interpreter.resize_tensor_input(detail["index"], [batch, size, size, channels])
+                interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as exc:
+                raise DataError(f"{self.info.path} cannot run on LiteRT: {exc}") from None
+            output = interpreter.get_output_details()[0]
+            if output["shape"][-1] != len(self.info.classes):
+                raise DataError(f"{self.info.path}: {output['shape'][-1]} outputs but "
+                                f"{len(self.info.classes)} class names")
+            self._interpreters[batch] = (interpreter, detail, output)
+        return self._interpreters[batch]
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        crops = _as_batch(crops, self.info)
+        results = []
+        for start in range(0, len(crops), BATCH_BUCKETS[-1]):
+            chunk = crops[start:start + BATCH_BUCKETS[-1]]
+            bucket = next(b for b in BATCH_BUCKETS if b >= len(chunk))
+            interpreter, detail, output = self._interpreter(bucket)
+            batch = np.zeros((bucket, *chunk.shape[1:]), dtype=detail["dtype"])
+            batch[:len(chunk)] = chunk
+            interpreter.set_tensor(detail["index"], batch)
+            interpreter.invoke()
+            results.append(interpreter.get_tensor(output["index"])[:len(chunk)].copy())
+        return np.concatenate(results) if results else np.zeros((0, len(self.info.classes)), np.float32)
+
+
+class KerasClassifier:
+    """A ``.keras`` model behind a ``tf.function`` traced once for any batch size."""
+
+    def __init__(self, path: Path, info: ModelInfo):
+        import tensorflow as tf
+
+        self.info = info
+        model, _ = load_model(path)
+        shape = tuple(model.input_shape[1:])
+        if shape != (info.input_size, info.input_size, info.channels):
+            raise DataError(f"{path}: input shape {shape} does not match its metadata")
+        if model.output_shape[-1] != len(info.classes):
+            raise DataError(f"{path}: {model.output_shape[-1]} outputs but {len(info.classes)} class names")
+        spec = tf.TensorSpec((None, *shape), tf.uint8)
+        self._run = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        crops = _as_batch(crops, self.info)
+        if len(crops) == 0:
+            return np.zeros((0, len(self.info.classes)), np.float32)
+        return self._run(crops).numpy()
+
+
+def _as_batch(crops: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """(n, s, s) or (n, s, s, c) uint8 crops as the model's (n, s, s, channels)."""
+    crops = np.asarray(crops, dtype=np.uint8)
+    if crops.ndim == 3:
+        crops = crops[..., None]
+    if crops.shape[-1] != info.channels:
+        crops = np.repeat(crops[..., :1], info.channels, axis=-1)
+    return crops

@@ -1,0 +1,202 @@
+"""The player: owns the source, the window and the output files around the pipeline.
+
+Whatever happens (end of video, `q`, Ctrl-C, an error), the camera and the
+window are released. Output video and timeline are written under temporary
+names and renamed into place when the run ends normally or is stopped by the
+user; an error discards them. Nothing else is written, except a snapshot
+when the user presses `s`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from aidentify.config import LiveConfig
+from aidentify.errors import DataError
+from aidentify.files import PendingFile, atomic_write_bytes
+from aidentify.live.capture import FrameSource, open_source
+from aidentify.live.classify import load_classifier
+from aidentify.live.draw import draw_fps
+from aidentify.live.pipeline import STAGES, FrameResult, LivePipeline
+from aidentify.live.timeline import EmotionSummary, TimelineWriter
+
+WINDOW = "AIdentify (q: quit, s: snapshot)"
+FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG"}
+QUIT_KEYS = {ord("q"), ord("Q"), 27}
+
+
+@dataclass
+class LiveOptions:
+    """Where frames come from and what to write; everything else is in LiveConfig."""
+
+    camera: int | None = None
+    source: str | None = None
+    output: Path | None = None
+    timeline: Path | None = None
+    chart: Path | None = None
+    window: bool = True
+    max_frames: int | None = None
+
+
+@dataclass
+class LiveRun:
+    """What a run did: frames, speed, mean stage costs, the summary and files written."""
+
+    frames: int
+    seconds: float
+    stage_ms: dict[str, float]
+    summary: EmotionSummary
+    written: list[Path] = field(default_factory=list)
+    snapshots: list[Path] = field(default_factory=list)
+    stopped_by_user: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def has_display() -> bool:
+    """Whether an OpenCV window can open (on Linux, cv2.imshow aborts the process without one)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run_live(config: LiveConfig, options: LiveOptions,
+             on_frame: Callable[[FrameResult, FrameSource], None] | None = None) -> LiveRun:
+    """Run the live pipeline over a source until it ends, the user quits or max_frames."""
+    if options.window and not has_display():
+        raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
+                        "or run inside a desktop session")
+    for path in (options.output,):
+        if path is not None and Path(path).suffix.lower() not in FOURCC_BY_SUFFIX:
+            raise DataError(f"--output {path}: use a .mp4 or .avi file name")
+    classifier = load_classifier(config.model, config.backend, config.threads)
+    pipeline = LivePipeline(classifier, config)
+    summary = EmotionSummary(pipeline.classes)
+    source = open_source(options.camera, options.source)
+    timeline = TimelineWriter(options.timeline, pipeline.classes) if options.timeline else None
+    video: _VideoOutput | None = _VideoOutput(Path(options.output)) if options.output else None
+    run = LiveRun(0, 0.0, {}, summary)
+    totals = dict.fromkeys(("capture", *STAGES, "output"), 0.0)
+    window_open = False
+    finished = False
+    try:
+        started = time.perf_counter()
+        fps = 0.0
+        while options.max_frames is None or run.frames < options.max_frames:
+            t0 = time.perf_counter()
+            item = source.read()
+            if item is None:
+                break
+            frame, time_s = item
+            totals["capture"] += (time.perf_counter() - t0) * 1000
+            annotated, result = pipeline(frame, draw=bool(video or options.window))
+            for stage in STAGES:
+                totals[stage] += result.timings[stage]
+            t1 = time.perf_counter()
+            summary.add(time_s, result)
+            if timeline:
+                timeline.add(time_s, result)
+            if video:
+                video.write(annotated, source.fps or 30.0)
+            if options.window:
+                window_open = True
+                if config.draw.fps:
+                    draw_fps(annotated, fps)
+                cv2.imshow(WINDOW, annotated)
+                key = cv2.waitKey(_pace_ms(source, time_s, started)) & 0xFF
+                if key == ord("s") or key == ord("S"):
+                    run.snapshots.append(_save_snapshot(annotated, Path(config.snapshot_dir)))
+                if key in QUIT_KEYS or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    run.stopped_by_user = True
+                    totals["output"] += (time.perf_counter() - t1) * 1000
+                    run.frames += 1
+                    break
+            totals["output"] += (time.perf_counter() - t1) * 1000
+            run.frames += 1
+            elapsed = time.perf_counter() - started
+            fps = run.frames / elapsed if elapsed > 0 else 0.0
+            if on_frame:
+                on_frame(result, source)
+        finished = True
+    except KeyboardInterrupt:
+        run.stopped_by_user = finished = True
+    finally:
+        run.seconds = time.perf_counter() - started if run.frames else 0.0
+        source.close()
+        if window_open:
+            cv2.destroyAllWindows()
+            cv2.waitKey(1)
+        if video:
+            video.release()
+        for writer in (video, timeline):
+            if writer is None:
+                continue
+            if finished and (writer is timeline or video.frames):
+                run.written.append(writer.commit())
+            else:
+                writer.discard()
+    run.stage_ms = {stage: total / max(run.frames, 1) for stage, total in totals.items()}
+    if options.chart:
+        run.written.append(summary.write_chart(Path(options.chart)))
+    return run
+
+
+def _pace_ms(source: FrameSource, time_s: float, started: float) -> int:
+    """Milliseconds to wait for a key so that a file plays at its own speed in the window."""
+    if source.live:
+        return 1
+    ahead = time_s - (time.perf_counter() - started)
+    return max(1, int(ahead * 1000))
+
+
+def _save_snapshot(frame: np.ndarray, folder: Path) -> Path:
+    """Write the annotated frame (only when the user asked with `s`)."""
+    path = folder / f"snapshot-{datetime.now():%Y%m%d-%H%M%S-%f}.png"
+    ok, encoded = cv2.imencode(".png", frame)
+    if not ok:
+        raise DataError("could not encode the snapshot")
+    atomic_write_bytes(path, encoded.tobytes())
+    return path
+
+
+class _VideoOutput:
+    """An annotated video written under a temporary name, sized by its first frame."""
+
+    def __init__(self, path: Path):
+        self.pending = PendingFile(path)
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray, fps: float) -> None:
+        if self._writer is None:
+            self._size = (frame.shape[1], frame.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.pending.final.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self.pending.path), fourcc, fps, self._size)
+            if not self._writer.isOpened():
+                raise DataError(f"cannot write video {self.pending.final}: OpenCV has no encoder for it here")
+        if (frame.shape[1], frame.shape[0]) != self._size:
+            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(frame)
+        self.frames += 1
+
+    def release(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+    def commit(self) -> Path:
+        return self.pending.commit()
+
+    def discard(self) -> None:
+        self.pending.discard()
