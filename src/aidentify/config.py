@@ -240,7 +240,7 @@ class LiveDetection(StrictModel):
 
 class LiveTracking(StrictModel):
     iou: float = Field(default=0.3, gt=0.0, lt=1.0)
-    max_missed: int = Field(default=2, ge=0)
+    max_missed: int = Field(default=5, ge=0)
     follow: bool = True
 
 

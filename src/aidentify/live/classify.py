@@ -76,12 +76,16 @@ def load_classifier(model: Path | None, backend: str = "auto", threads: int = 2)
 
 def keras_to_tflite(model: Any, dynamic_int8: bool = False) -> bytes:
     """Convert a Keras model to a TFLite flatbuffer (float32, or dynamic-range int8 weights)."""
+    import contextlib
+    import io
+
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if dynamic_int8:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its SavedModel signature
+        return converter.convert()
 
 
 class LiteRTClassifier:

@@ -119,6 +119,8 @@ def read_tflite_metadata(flatbuffer: bytes, path: Path | str = "model") -> dict[
     """The metadata :func:`embed_tflite_metadata` stored in a ``.tflite`` file."""
     from ai_edge_litert import schema_py_generated as schema
 
+    if bytes(flatbuffer[4:8]) != b"TFL3":  # the TFLite file identifier
+        raise DataError(f"{path} is not a readable .tflite model (no TFLite file identifier)")
     try:
         model = schema.Model.GetRootAs(flatbuffer, 0)
         for i in range(model.MetadataLength()):

@@ -1,0 +1,129 @@
+"""The live pipeline on real photos, and its parts: classifier, tracker, smoothing, model files."""
+
+import cv2
+import numpy as np
+import pytest
+
+from aidentify.config import LiveConfig, LiveSmoothing, LiveTracking
+from aidentify.errors import DataError
+from aidentify.live.classify import load_classifier
+from aidentify.live.demo import demo_frames
+from aidentify.live.pipeline import LivePipeline
+from aidentify.live.track import Track, Tracker, iou
+from aidentify.train.modelfile import (
+    default_model_path,
+    embed_tflite_metadata,
+    read_metadata,
+    read_tflite_metadata,
+)
+
+
+@pytest.fixture(scope="module")
+def default_classifier():
+    return load_classifier(None)
+
+
+def test_the_shipped_model_carries_its_classes():
+    metadata = read_metadata(default_model_path())
+    assert metadata["classes"][:2] == ["neutral", "happiness"]
+    assert len(metadata["classes"]) == 8
+    assert metadata["input_size"] == 48
+    assert default_model_path().stat().st_size < 5_000_000
+
+
+def test_astronaut_photo_one_face_found_and_labelled(default_classifier):
+    from skimage import data
+
+    frame = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    pipeline = LivePipeline(default_classifier, LiveConfig())
+    annotated, result = pipeline(frame)
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    x, y, w, h = face.box
+    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200  # the astronaut's face, not elsewhere
+    assert face.label in default_classifier.info.classes
+    assert face.probs.sum() == pytest.approx(1.0, abs=1e-3)
+    changed = np.any(annotated != frame, axis=2)
+    assert changed[y:y + h, x:x + w].any()  # a box is drawn around the face
+    assert changed[:, 400:].sum() == 0  # nothing is drawn far from it
+    assert set(result.timings) == {"detect", "classify", "draw"}
+
+
+def test_all_faces_of_a_frame_go_through_one_call(default_classifier, monkeypatch):
+    calls = []
+    original = type(default_classifier).__call__
+
+    def spy(self, crops):
+        calls.append(len(crops))
+        return original(self, crops)
+
+    monkeypatch.setattr(type(default_classifier), "__call__", spy)
+    pipeline = LivePipeline(default_classifier, LiveConfig())
+    frame = next(demo_frames(faces=6, seconds=0.1))
+    _, result = pipeline(frame)
+    assert len(result.faces) == 6
+    assert calls == [6]
+
+
+def test_batched_and_single_predictions_agree(default_classifier):
+    crops = np.stack([cv2.resize(f[:, :, 0], (48, 48), interpolation=cv2.INTER_AREA)
+                      for f in demo_frames(faces=1, seconds=0.2)][:5])
+    batched = default_classifier(crops)
+    single = np.concatenate([default_classifier(crops[i:i + 1]) for i in range(len(crops))])
+    assert batched.shape == (5, 8)
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert default_classifier(np.zeros((0, 48, 48), np.uint8)).shape == (0, 8)
+
+
+def test_detecting_every_third_frame_keeps_ids_and_follows_faces(default_classifier):
+    pipeline = LivePipeline(default_classifier, LiveConfig(detect={"every": 3}))
+    ids, detected = [], []
+    for frame in demo_frames(faces=3, seconds=1.0):
+        _, result = pipeline(frame)
+        ids.append(sorted(f.track_id for f in result.faces))
+        detected.append(result.detected)
+    assert ids == [[1, 2, 3]] * len(ids)
+    assert detected[:6] == [True, False, False, True, False, False]
+
+
+def test_tracker_matches_by_overlap_and_ends_lost_tracks():
+    tracker = Tracker(LiveTracking(iou=0.3, max_missed=1))
+    tracker.update(np.array([[0, 0, 50, 50], [200, 0, 50, 50]]))
+    assert [t.id for t in tracker.tracks] == [1, 2]
+    tracker.update(np.array([[205, 3, 50, 50], [5, 2, 50, 50], [400, 400, 40, 40]]))
+    assert {t.id: tuple(t.box[:2]) for t in tracker.tracks} == {1: (5, 2), 2: (205, 3), 3: (400, 400)}
+    tracker.update(np.array([[5, 2, 50, 50]]))  # 2 and 3 missed once: kept
+    tracker.update(np.array([[5, 2, 50, 50]]))  # missed twice: gone
+    assert [t.id for t in tracker.tracks] == [1]
+    assert iou(np.array([0, 0, 10, 10]), np.array([5, 0, 10, 10])) == pytest.approx(50 / 150)
+
+
+def test_smoothing_ema_and_window():
+    track = Track(1, np.zeros(4))
+    ema = LiveSmoothing(method="ema", alpha=0.5)
+    track.observe(np.array([1.0, 0.0]), ema)
+    np.testing.assert_allclose(track.observe(np.array([0.0, 1.0]), ema), [0.5, 0.5])
+    window = LiveSmoothing(method="window", window=2)
+    track = Track(2, np.zeros(4))
+    for p in ([1.0, 0.0], [0.0, 1.0], [0.0, 1.0]):
+        smoothed = track.observe(np.array(p), window)
+    np.testing.assert_allclose(smoothed, [0.0, 1.0])
+
+
+def test_tflite_metadata_round_trip_and_damaged_files(tmp_path):
+    flatbuffer = default_model_path().read_bytes()
+    updated = embed_tflite_metadata(flatbuffer, {"classes": ["a", "b"], "input_size": 48})
+    assert read_tflite_metadata(updated)["classes"] == ["a", "b"]
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(DataError, match="not a readable .tflite"):
+        read_metadata(broken)
+
+
+def test_a_model_whose_classes_do_not_fit_is_refused(tmp_path):
+    flatbuffer = default_model_path().read_bytes()
+    metadata = read_tflite_metadata(flatbuffer)
+    wrong = tmp_path / "wrong.tflite"
+    wrong.write_bytes(embed_tflite_metadata(flatbuffer, {**metadata, "classes": ["happy", "sad"]}))
+    with pytest.raises(DataError, match="8 outputs but 2 class names"):
+        load_classifier(wrong)
