@@ -77,3 +77,17 @@ def test_cli_train_errors(tiny_data, tmp_path, monkeypatch):
     assert not_a_run.exit_code == 1 and "not a training run folder" in not_a_run.stderr
     wrong_model = runner.invoke(app, ["train", "--model", "resnet"])
     assert wrong_model.exit_code == 1 and "choose cnn or densenet" in wrong_model.stderr
+
+
+def test_tflite_export_scores_like_its_keras_model_and_no_model_means_the_shipped_one(tiny_data, trained, tmp_path):
+    from aidentify.live.export import export_model
+    from aidentify.train.modelfile import default_model_path
+
+    exported = {e.kind: e.path for e in export_model(trained, tmp_path / "export")}
+    config = EvaluateConfig(data_dir=tiny_data / "prepared")
+    keras_result, tflite_result = evaluate([trained, exported["float32"]], None, tmp_path / "both", config)
+    assert tflite_result.metrics["n"] == keras_result.metrics["n"]
+    assert tflite_result.metrics["accuracy"] == pytest.approx(keras_result.metrics["accuracy"], abs=1e-9)
+    [shipped] = evaluate([], None, tmp_path / "default", config)
+    assert shipped.model_path == default_model_path()
+    assert shipped.metrics["n"] == keras_result.metrics["n"]

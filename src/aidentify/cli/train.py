@@ -101,7 +101,8 @@ def train_densenet(resume: ResumeOption = None, name: NameOption = None, epochs:
 
 @app.command()
 def evaluate(
-    model: Annotated[list[Path], typer.Option("--model", "-m", help="A .keras file or run folder; repeat to compare models.")],
+    model: Annotated[list[Path] | None, typer.Option("--model", "-m", help="A .keras or .tflite file or a run folder; repeat to compare models [default: the shipped model].",
+                                                     show_default=False)] = None,
     data: Annotated[str | None, typer.Option("--data", help="train, val, test (of data/prepared) or a folder/archive in any layout download knows [default: test].",
                                              show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: runs/evaluate/expN].", show_default=False)] = None,

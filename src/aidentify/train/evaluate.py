@@ -27,14 +27,21 @@ import pandas as pd
 from aidentify.config import EvaluateConfig
 from aidentify.data.archive import extract_archive, is_archive
 from aidentify.data.clean import apply_vote_rule
-from aidentify.data.faces import DetectorSettings, detect_faces, load_cascade, square_crop, whole_image
+from aidentify.data.faces import (
+    DetectorSettings,
+    detect_faces,
+    load_cascade,
+    resize_square,
+    square_crop,
+    whole_image,
+)
 from aidentify.data.images import read_gray, write_png
 from aidentify.data.manifest import SPLITS, absolute_paths, read_manifest
 from aidentify.data.sources import index_dataset
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_text
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.modelfile import load_model, resolve_model_path
+from aidentify.train.modelfile import load_model, read_metadata, resolve_model_path
 
 CROPPED_LAYOUTS = ("ferplus-folders", "fer2013-pixels", "fer2013-pixels+ferplus-votes")
 
@@ -61,15 +68,13 @@ class EvalResult:
 def evaluate(model_paths: list[Path], data: str | None, out_dir: Path, config: EvaluateConfig,
              progress: ProgressFn = no_progress) -> list[EvalResult]:
     """Evaluate every model on the same data; one output folder per model."""
-    if not model_paths:
-        raise DataError("no model given; pass --model PATH (a .keras file or a run folder)")
-    resolved = [resolve_model_path(p) for p in model_paths]
+    resolved = [resolve_model_path(p) for p in (model_paths or [None])]  # none given: the shipped model
     names = _unique_names(resolved)
     results = []
     with tempfile.TemporaryDirectory(prefix="aidentify-eval-") as scratch:
         loaded_sets: dict[str, EvalData] = {}
         for name, path in zip(names, resolved):
-            model, metadata = load_model(path)
+            model, metadata = _load_for_inference(path)
             key = json.dumps([metadata.get("faces"), metadata.get("prepared_size")], sort_keys=True)
             if key not in loaded_sets:
                 loaded_sets[key] = load_eval_data(data, config, metadata, Path(scratch) / f"set{len(loaded_sets)}", progress)
@@ -178,9 +183,22 @@ def _crop_faces(frame: pd.DataFrame, mode: str, metadata: dict[str, Any], out: P
     return paths, labels, ids
 
 
+def _load_for_inference(path: Path) -> tuple[Any, dict[str, Any]]:
+    """A Keras model, or for a ``.tflite`` file a LiteRT classifier, with its metadata."""
+    if path.suffix.lower() == ".tflite":
+        from aidentify.live.classify import load_classifier
+
+        return load_classifier(path), read_metadata(path)
+    return load_model(path)
+
+
 def predict_probabilities(model: Any, paths: list[str], size: int, batch_size: int, tta_flip: bool,
                           progress: ProgressFn = no_progress) -> np.ndarray:
     """Class probabilities for each image (optionally averaged with its mirror image)."""
+    from aidentify.live.classify import LiteRTClassifier
+
+    if isinstance(model, LiteRTClassifier):
+        return _predict_litert(model, paths, size, batch_size, tta_flip, progress)
     import keras
     import tensorflow as tf
 
@@ -202,6 +220,29 @@ def predict_probabilities(model: Any, paths: list[str], size: int, batch_size: i
         mirrored = dataset.map(lambda x: tf.reverse(x, axis=[2]))
         probs = (probs + model.predict(mirrored, verbose=0, callbacks=[Report("predict mirrored")])) / 2
     return np.asarray(probs, dtype=np.float64)
+
+
+def _predict_litert(classifier: Any, paths: list[str], size: int, batch_size: int, tta_flip: bool,
+                    progress: ProgressFn) -> np.ndarray:
+    """The LiteRT path of :func:`predict_probabilities`: crops read and resized like ``make_dataset``."""
+    batch_size = min(batch_size, 32)
+    steps = -(-len(paths) // batch_size)
+    probs = []
+    for step in range(steps):
+        crops = np.stack([resize_square(_read_crop(p), size) for p in paths[step * batch_size:(step + 1) * batch_size]])
+        batch = classifier(crops)
+        if tta_flip:
+            batch = (batch + classifier(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
+        probs.append(batch)
+        progress("predict", step + 1, steps)
+    return np.concatenate(probs).astype(np.float64)
+
+
+def _read_crop(path: str) -> np.ndarray:
+    image = read_gray(Path(path))
+    if image is None:
+        raise DataError(f"cannot read {path}; run the stage that made it again")
+    return image
 
 
 def score(data: EvalData, probs: np.ndarray, classes: list[str], name: str, model_path: Path,
