@@ -8,8 +8,12 @@ DATA   ?=
 DATASET ?= ferplus
 
 MODEL  ?= cnn
+# PRESET=quick reads configs/quick/<stage>.yaml where it exists (the whole chain in minutes).
+PRESET ?=
+CONFIG_DIR := $(if $(PRESET),configs/$(PRESET),configs)
+stage_config = $(if $(wildcard $(CONFIG_DIR)/$(1).yaml),--config $(CONFIG_DIR)/$(1).yaml)
 
-.PHONY: install test test-slow help download clean-data prepare augment data train evaluate bench clean
+.PHONY: install test test-slow help download clean-data prepare augment data train evaluate pipeline demo default-model bench clean
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,24 +33,37 @@ test-slow: $(STAMP) ## run only the long tests (real FER+ data from ../shared)
 	$(BIN)/python -m pytest -m slow
 
 download: $(STAMP) ## download DATASET (default ferplus); DATA=archive imports a local copy
-	$(BIN)/aidentify download $(DATASET) $(if $(DATA),--from $(DATA))
+	$(BIN)/aidentify download $(DATASET) $(if $(DATA),--from $(DATA)) $(call stage_config,download)
 
 clean-data: $(STAMP) ## run the clean stage (named so `make clean` can stay the usual tidy-up)
-	$(BIN)/aidentify clean
+	$(BIN)/aidentify clean $(call stage_config,clean)
 
 prepare: $(STAMP) ## face crops
-	$(BIN)/aidentify prepare
+	$(BIN)/aidentify prepare $(call stage_config,prepare)
 
 augment: $(STAMP) ## balance rare classes of train
-	$(BIN)/aidentify augment
+	$(BIN)/aidentify augment $(call stage_config,augment)
 
 data: download clean-data prepare augment ## all data stages in order
 
 train: $(STAMP)  ## train MODEL (cnn or densenet) on data/augmented
-	$(BIN)/aidentify train --model $(MODEL)
+	$(BIN)/aidentify train --model $(MODEL) $(call stage_config,train_$(MODEL))
 
 evaluate: $(STAMP) ## evaluate the latest run of MODEL on the test split
-	$(BIN)/aidentify evaluate --model $$(ls -td runs/$(MODEL)/*/ | head -n 1)
+	$(BIN)/aidentify evaluate --model $$(ls -td runs/$(MODEL)/*/ | head -n 1) $(call stage_config,evaluate)
+
+pipeline: $(STAMP) ## download -> clean -> prepare -> augment -> train -> evaluate (DATA=, PRESET=quick, MODEL=)
+	$(MAKE) data
+	$(MAKE) train
+	$(MAKE) evaluate
+
+demo: $(STAMP)   ## live on the built-in demo video: annotated video, timeline and summary in demo/
+	$(BIN)/aidentify live --demo --no-window --output demo/annotated.mp4 --timeline demo/timeline.csv --chart demo/summary.png
+
+default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferplus archive)
+	$(MAKE) data
+	$(BIN)/aidentify train --model cnn --config configs/default-model/train_cnn.yaml
+	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default*/ | head -n 1)
 
 bench: $(STAMP)  ## data-stage and training throughput (README tables)
 	$(BIN)/python benchmarks/data_stages.py

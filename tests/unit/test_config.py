@@ -91,3 +91,13 @@ def test_missing_and_malformed_files(tmp_path):
     listing.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="mapping"):
         load_config(CleanConfig, listing)
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(CONFIG_DIR) for p in CONFIG_DIR.glob("*/*.yaml")))
+def test_preset_yaml_files_are_valid_and_commented(path):
+    stage = path.stem
+    assert stage in STAGE_CONFIGS, f"{path}: not named after a stage"
+    config, _ = load_config(STAGE_CONFIGS[stage], CONFIG_DIR / path)
+    assert config != STAGE_CONFIGS[stage]()  # a preset that changes nothing is a mistake
+    for line in (CONFIG_DIR / path).read_text().splitlines():
+        assert not line.strip() or "#" in line, f"{path}: no comment on {line!r}"

@@ -44,7 +44,7 @@ class ModelInfo:
     classes: list[str]
     input_size: int
     channels: int
-    crop_margin: float | None  # margin used for the training crops, None when they were not detected
+    crop_margin: float | None  # prepare's margin when training crops were cut around Haar boxes, else None
 
     @classmethod
     def from_metadata(cls, path: Path, metadata: dict[str, Any]) -> ModelInfo:
@@ -55,9 +55,7 @@ class ModelInfo:
             raise DataError(f"{path}: its metadata lacks class names or an input size; "
                             "use a model trained or exported by AIdentify") from None
         faces = metadata.get("faces") or {}
-        detected = faces.get("detect", "never") != "never" or any(
-            mode != "never" for mode in (faces.get("detect_by_source") or {}).values())
-        margin = faces.get("margin") if detected else None
+        margin = faces.get("margin") if metadata.get("crops") == "detected" else None
         return cls(path, classes, size, int(metadata.get("channels", 1)), margin)
 
 

@@ -37,6 +37,7 @@ class TrainingInput:
     classes: list[str]
     manifest_sha256: str
     class_counts: dict[str, int]
+    crops: str = "whole"
 
 
 def load_training_input(data_dir: Path, labels: str, max_samples: int | None, seed: int) -> TrainingInput:
@@ -58,7 +59,19 @@ def load_training_input(data_dir: Path, labels: str, max_samples: int | None, se
         val = _sample(val, max_samples, rng)
     digest = hashlib.sha256((data_dir / MANIFEST_NAME).read_bytes()).hexdigest()
     counts = {c: int((train["label"] == c).sum()) for c in classes}
-    return TrainingInput(_split(train, classes, labels), _split(val, classes, labels), classes, digest, counts)
+    return TrainingInput(_split(train, classes, labels), _split(val, classes, labels), classes, digest, counts,
+                         crop_kind(train))
+
+
+def crop_kind(frame: pd.DataFrame) -> str:
+    """``detected`` when most crops were cut around a Haar box, ``whole`` when they were whole images.
+
+    Live inference must cut faces the way the training crops were cut: around
+    the Haar box with prepare's margin, or (for FER+'s own crops) as FER+ did.
+    """
+    if "face" not in frame.columns or frame.empty:
+        return "whole"
+    return "detected" if (frame["face"] == "face").mean() >= 0.5 else "whole"
 
 
 def _sample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:

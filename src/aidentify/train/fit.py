@@ -276,6 +276,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "input_dtype": "uint8",
         "labels": config.labels,
         "run": run_dir.name,
+        "crops": data.crops,
         **_faces_settings(Path(config.data_dir)),
     }
     run_info = {

@@ -1,0 +1,74 @@
+"""Turn a finished training run into the default model shipped in the package.
+
+    python scripts/ship_default_model.py runs/cnn/default [--kind int8|float32]
+
+Exports the run's best.keras to TFLite (checked against Keras by `export`),
+scores the export on the pipeline's val split (FER+ Valid), records where the
+model came from (the training command and config, the SHA-256 of the data
+manifest, the scores) inside the .tflite metadata and in
+src/aidentify/assets/default-model.json, then puts the file in place as
+src/aidentify/assets/default.tflite. `make default-model` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from aidentify.config import EvaluateConfig
+from aidentify.files import atomic_write_bytes, atomic_write_text
+from aidentify.live.export import export_model
+from aidentify.train.evaluate import evaluate
+from aidentify.train.modelfile import DEFAULT_MODEL, embed_tflite_metadata, read_metadata
+
+TRAIN_COMMAND = "aidentify train --model cnn --config configs/default-model/train_cnn.yaml"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="the training run folder (runs/cnn/defaultN)")
+    parser.add_argument("--kind", choices=["int8", "float32"], default="int8",
+                        help="which TFLite export to ship (int8: dynamic-range weights, 4x smaller)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data/prepared"),
+                        help="prepared data whose val split scores the model")
+    args = parser.parse_args()
+    run_info = json.loads((args.run / "run.json").read_text())
+    config = yaml.safe_load((args.run / "config.yaml").read_text())
+    with tempfile.TemporaryDirectory() as scratch:
+        exported = {e.kind: e for e in export_model(args.run, Path(scratch) / "export")}
+        chosen = exported[args.kind]
+        scores = {}
+        for kind, item in exported.items():
+            [result] = evaluate([item.path], "val", Path(scratch) / f"eval-{kind}", EvaluateConfig(data_dir=args.data_dir))
+            scores[kind] = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "n")}
+            scores[kind]["recall"] = {c: m["recall"] for c, m in result.metrics["per_class"].items()}
+        provenance = {
+            "command": TRAIN_COMMAND,
+            "config": config,
+            "data_manifest_sha256": run_info["data_manifest_sha256"],
+            "train_images": run_info["train_images"],
+            "val_images": run_info["val_images"],
+            "epochs": run_info["epochs_done"],
+            "best_epoch": run_info["best"],
+            "trained": [run_info["started"], run_info["finished"]],
+            "versions": run_info["versions"],
+            "shipped": args.kind,
+            "fer_plus_valid": scores,
+        }
+        metadata = read_metadata(chosen.path)
+        flatbuffer = embed_tflite_metadata(chosen.path.read_bytes(), {**metadata, "provenance": provenance})
+    atomic_write_bytes(DEFAULT_MODEL, flatbuffer)
+    atomic_write_text(DEFAULT_MODEL.with_name("default-model.json"), json.dumps(provenance, indent=2) + "\n")
+    print(f"shipped {args.kind} ({len(flatbuffer) / 1e6:.2f} MB) -> {DEFAULT_MODEL}")
+    for kind, s in scores.items():
+        print(f"{kind:>7}: FER+ Valid accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}, n={s['n']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
