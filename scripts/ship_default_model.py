@@ -18,15 +18,29 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from aidentify.config import EvaluateConfig
 from aidentify.files import atomic_write_bytes, atomic_write_text
 from aidentify.live.export import export_model
-from aidentify.train.evaluate import evaluate
+from aidentify.train.evaluate import evaluate, plot_confusion
 from aidentify.train.modelfile import DEFAULT_MODEL, embed_tflite_metadata, read_metadata
 
+CONFUSION_SVG = Path("docs/default-model-confusion.svg")
 TRAIN_COMMAND = "aidentify train --model cnn --config configs/default-model/train_cnn.yaml"
+
+
+def write_confusion_svg(metrics: dict, classes: list[str]) -> None:
+    """The model card's confusion matrix, as SVG (text, so it can live in git)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    metrics = {**metrics, "name": "default model on FER+ Valid"}
+    present = [c for c in classes if c in metrics["per_class"]]
+    CONFUSION_SVG.parent.mkdir(exist_ok=True)
+    plot_confusion(CONFUSION_SVG, np.array(metrics["confusion_matrix"]), classes, present, metrics)
 
 
 def main() -> int:
@@ -47,6 +61,8 @@ def main() -> int:
             [result] = evaluate([item.path], "val", Path(scratch) / f"eval-{kind}", EvaluateConfig(data_dir=args.data_dir))
             scores[kind] = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "n")}
             scores[kind]["recall"] = {c: m["recall"] for c, m in result.metrics["per_class"].items()}
+            if kind == args.kind:
+                write_confusion_svg(result.metrics, read_metadata(item.path)["classes"])
         provenance = {
             "command": TRAIN_COMMAND,
             "config": config,

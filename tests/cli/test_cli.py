@@ -75,7 +75,7 @@ def test_version():
     assert result.exit_code == 0 and "aidentify" in result.output
 
 
-def test_help_and_data_stages_never_import_tensorflow(tmp_path, ferplus_archive):
+def test_help_data_stages_and_live_with_a_tflite_model_never_import_tensorflow(tmp_path, ferplus_archive):
     script = textwrap.dedent(f"""
         import os, sys
         os.chdir({str(tmp_path)!r})
@@ -83,7 +83,8 @@ def test_help_and_data_stages_never_import_tensorflow(tmp_path, ferplus_archive)
         from aidentify.cli import app
         r = CliRunner()
         for args in (["--help"], ["download", "ferplus", "--from", {str(ferplus_archive)!r}],
-                     ["clean"], ["prepare", "--workers", "1"], ["augment"]):
+                     ["clean"], ["prepare", "--workers", "1"], ["augment"],
+                     ["live", "--demo", "--no-window", "--max-frames", "3"]):
             result = r.invoke(app, args)
             assert result.exit_code == 0, (args, result.output)
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "kaggle"))

@@ -293,13 +293,13 @@ def write_reports(out: Path, data: EvalData, probs: np.ndarray, metrics: dict[st
     })
     atomic_write_text(out / "predictions.csv", table.drop(columns=["path"]).to_csv(index=False))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    _plot_confusion(out / "confusion_matrix.png", np.array(metrics["confusion_matrix"]), classes,
+    plot_confusion(out / "confusion_matrix.png", np.array(metrics["confusion_matrix"]), classes,
                     [c for c in classes if c in metrics["per_class"]], metrics)
     wrong = table[known & (table["label"] != table["predicted"])].sort_values("confidence", ascending=False)
     _plot_mistakes(out / "worst_mistakes.png", wrong.head(n_worst))
 
 
-def _plot_confusion(path: Path, counts: np.ndarray, classes: list[str], present: list[str], metrics) -> None:
+def plot_confusion(path: Path, counts: np.ndarray, classes: list[str], present: list[str], metrics) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
