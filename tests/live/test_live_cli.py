@@ -98,6 +98,7 @@ def test_demo_runs_with_no_camera_and_no_download(tmp_path, monkeypatch):
     (["--source", "{video}", "--no-window", "--model", "{bad_model}"], "not a readable .tflite"),
     (["--camera", "0", "--source", "{video}", "--no-window"], "either --camera INDEX or --source"),
     (["--no-window"], "either --camera INDEX or --source"),
+    (["--demo", "--camera", "0", "--no-window"], "one of --demo, --camera INDEX or --source"),
     (["--source", "{video}"], "no display to open a window on"),
 ])
 def test_errors_are_one_line_and_leave_nothing_behind(args, message, demo_video, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from aidentify.cli.app import ConfigOption, SetOption, VerboseOption, app, console, progress_bar, run_guarded, say_config
 from aidentify.config import LiveConfig, load_config
+from aidentify.errors import DataError
 
 
 @app.command()
@@ -46,10 +47,10 @@ def live(
         options = {"model": model, "draw.bars": bars, "detect.every": detect_every}
         cfg, origin = load_config(LiveConfig, config, set_, options, stage="live")
         say_config(origin)
+        if demo and (camera is not None or source is not None):
+            raise DataError("give one of --demo, --camera INDEX or --source PATH_OR_URL")
         with tempfile.TemporaryDirectory(prefix="aidentify-demo-") as scratch:
             src = _demo_source(Path(scratch)) if demo else source
-            if demo and camera is not None:
-                raise typer.BadParameter("use --demo or --camera, not both")
             opts = LiveOptions(camera=camera, source=src, output=output, timeline=timeline, chart=chart,
                                window=window, max_frames=max_frames)
             with progress_bar() as progress:
