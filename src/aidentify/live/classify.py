@@ -14,6 +14,10 @@ Crops are uint8 grayscale squares of the model's input size; preprocessing
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -101,14 +105,15 @@ class LiteRTClassifier:
             from ai_edge_litert.interpreter import Interpreter
 
             try:
-                interpreter = Interpreter(model_content=self._flatbuffer, num_threads=self._threads)
-                detail = interpreter.get_input_details()[0]
-                size, channels = self.info.input_size, self.info.channels
-                if tuple(detail["shape"][1:]) != (size, size, channels):
-                    raise DataError(f"{self.info.path}: input shape {tuple(detail['shape'])} does not match its "
-                                    f"metadata ({size}x{size}x{channels})")
-                interpreter.resize_tensor_input(detail["index"], [batch, size, size, channels])
-                interpreter.allocate_tensors()
+                with _native_stderr_silenced():  # hides LiteRT's "Created XNNPACK delegate" INFO line
+                    interpreter = Interpreter(model_content=self._flatbuffer, num_threads=self._threads)
+                    detail = interpreter.get_input_details()[0]
+                    size, channels = self.info.input_size, self.info.channels
+                    if tuple(detail["shape"][1:]) != (size, size, channels):
+                        raise DataError(f"{self.info.path}: input shape {tuple(detail['shape'])} does not match "
+                                        f"its metadata ({size}x{size}x{channels})")
+                    interpreter.resize_tensor_input(detail["index"], [batch, size, size, channels])
+                    interpreter.allocate_tensors()
             except (ValueError, RuntimeError) as exc:
                 raise DataError(f"{self.info.path} cannot run on LiteRT: {exc}") from None
             output = interpreter.get_output_details()[0]
@@ -154,6 +159,28 @@ class KerasClassifier:
         if len(crops) == 0:
             return np.zeros((0, len(self.info.classes)), np.float32)
         return self._run(crops).numpy()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what LiteRT's C++ core prints on stderr ("INFO: Created TensorFlow Lite XNNPACK delegate").
+
+    Failures still surface: they arrive as Python exceptions.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (tests, notebooks)
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _as_batch(crops: np.ndarray, info: ModelInfo) -> np.ndarray:

@@ -7,6 +7,7 @@ the CSV accounts for every processed frame and gaps are visible.
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,11 +128,10 @@ class EmotionSummary:
         ax.set_yticks(range(len(tracks)), [f"#{t.track_id}" for t in tracks])
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of frames")
+        ax.set_title(f"Emotion per tracked face ({self.frames} frames)")
         ax.invert_yaxis()
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, fontsize="small")
         fig.tight_layout()
-        import io
-
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)
         plt.close(fig)
