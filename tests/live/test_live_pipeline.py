@@ -127,3 +127,54 @@ def test_a_model_whose_classes_do_not_fit_is_refused(tmp_path):
     wrong.write_bytes(embed_tflite_metadata(flatbuffer, {**metadata, "classes": ["happy", "sad"]}))
     with pytest.raises(DataError, match="8 outputs but 2 class names"):
         load_classifier(wrong)
+
+
+def test_crops_are_cut_like_the_training_crops(tmp_path):
+    from aidentify.live.classify import ModelInfo
+    from aidentify.live.pipeline import FERPLUS_CROP_MARGIN
+
+    base = {"classes": ["a", "b"], "input_size": 48, "faces": {"margin": 0.25}}
+    assert ModelInfo.from_metadata(tmp_path, {**base, "crops": "detected"}).crop_margin == 0.25
+    assert ModelInfo.from_metadata(tmp_path, {**base, "crops": "whole"}).crop_margin is None
+    with pytest.raises(DataError, match="lacks class names"):
+        ModelInfo.from_metadata(tmp_path, {"input_size": 48})
+    classifier = load_classifier(None)
+    assert classifier.info.crop_margin is None  # trained on FER+'s own crops
+    assert LivePipeline(classifier, LiveConfig()).margin == FERPLUS_CROP_MARGIN
+    assert LivePipeline(classifier, LiveConfig(crop_margin=0.3)).margin == 0.3
+
+
+def test_a_camera_that_outpaces_us_only_hands_out_its_newest_frame():
+    import threading
+    import time
+
+    from aidentify.live.capture import LatestFrameSource
+
+    class Counting:
+        """A 'camera' delivering numbered frames every millisecond."""
+
+        def __init__(self):
+            self.n = 0
+            self.done = threading.Event()
+
+        def read(self):
+            time.sleep(0.001)
+            self.n += 1
+            return (self.n <= 200), np.full((4, 4, 3), self.n % 256, np.uint8)
+
+        def get(self, prop):
+            return 0.0
+
+        def release(self):
+            self.done.set()
+
+    camera = Counting()
+    source = LatestFrameSource(camera, "fake")
+    seen = []
+    while (item := source.read()) is not None:
+        seen.append(int(item[0][0, 0, 0]))
+        time.sleep(0.02)  # a slow consumer
+    source.close()
+    assert camera.done.is_set()
+    assert 1 < len(seen) < 100  # frames were dropped, not queued
+    assert seen == sorted(seen)
