@@ -8,8 +8,10 @@ every frame, because their annotated copy and timeline must be complete.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -19,6 +21,19 @@ from aidentify.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 FIRST_FRAME_TIMEOUT_S = 10.0
+
+
+@contextlib.contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """Silence OpenCV's own log while probing a device: a missing camera prints a dozen
+    backend warnings before ``isOpened()`` says False, and we report it in one line."""
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
 
 
 def open_camera_device(index: int) -> cv2.VideoCapture:
@@ -157,14 +172,16 @@ def open_source(camera: int | None = None, source: str | None = None) -> FrameSo
     if (camera is None) == (source is None):
         raise DataError("give either --camera INDEX or --source PATH_OR_URL")
     if camera is not None:
-        capture = open_camera_device(camera)
+        with _opencv_quiet():
+            capture = open_camera_device(camera)
         if not capture.isOpened():
             capture.release()
             raise DataError(f"cannot open camera {camera}: no camera with that index, or it is in use; "
                             "try another --camera index or --source VIDEO")
         return LatestFrameSource(capture, f"camera {camera}")
     if "://" in source:
-        capture = cv2.VideoCapture(source)
+        with _opencv_quiet():
+            capture = cv2.VideoCapture(source)
         if not capture.isOpened():
             capture.release()
             raise DataError(f"cannot open stream {source}; check the URL and that the stream is up")
