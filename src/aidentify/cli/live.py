@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from aidentify.cli.app import ConfigOption, SetOption, VerboseOption, app, console, progress_bar, run_guarded, say_config
 from aidentify.config import LiveConfig, load_config
@@ -60,13 +61,29 @@ def live(
                         progress("frames", result.index + 1, total)
 
                 run = run_live(cfg, opts, on_frame)
-        console.print(run.summary.table())
+        console.print(_summary_table(run.summary))
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in run.stage_ms.items())
         console.print(f"{run.frames} frames in {run.seconds:.1f} s: {run.fps:.1f} frames/s (ms per frame: {stages})")
         for path in run.written + run.snapshots:
             console.print(f"wrote {escape(str(path))}")
 
     run_guarded(verbose, work)
+
+
+def _summary_table(summary) -> Table:
+    """One row per tracked face: frames, time seen, main emotion and the largest shares."""
+    table = Table(title=f"Emotion shares per face ({summary.frames} frames, "
+                        f"{summary.frames_without_face} without a face)")
+    for column, justify in (("face", "right"), ("frames", "right"), ("seen (s)", "right"),
+                            ("main emotion", "left"), ("shares", "left")):
+        table.add_column(column, justify=justify)
+    for track in summary.rows():
+        shares = track.shares()
+        main = next(iter(shares))
+        table.add_row(f"#{track.track_id}", str(track.frames), f"{track.first_s:.1f}–{track.last_s:.1f}",
+                      f"{main} {shares[main]:.0%}",
+                      ", ".join(f"{label} {share:.0%}" for label, share in list(shares.items())[:4]))
+    return table
 
 
 def _demo_source(folder: Path) -> str:

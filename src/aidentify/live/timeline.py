@@ -85,25 +85,6 @@ class EmotionSummary:
     def rows(self, min_frames: int = 1) -> list[TrackSummary]:
         return [t for t in sorted(self.tracks.values(), key=lambda t: t.track_id) if t.frames >= min_frames]
 
-    def table(self):
-        """A Rich table: one row per tracked face."""
-        from rich.table import Table
-
-        table = Table(title=f"Emotion shares per face ({self.frames} frames, "
-                            f"{self.frames_without_face} without a face)")
-        table.add_column("face", justify="right")
-        table.add_column("frames", justify="right")
-        table.add_column("seen (s)", justify="right")
-        table.add_column("main emotion")
-        table.add_column("shares")
-        for track in self.rows():
-            shares = track.shares()
-            main = next(iter(shares))
-            table.add_row(f"#{track.track_id}", str(track.frames), f"{track.first_s:.1f}–{track.last_s:.1f}",
-                          f"{main} {shares[main]:.0%}",
-                          ", ".join(f"{label} {share:.0%}" for label, share in list(shares.items())[:4]))
-        return table
-
     def write_chart(self, path: Path) -> Path:
         """A stacked horizontal bar per face (share of frames per emotion), as PNG."""
         import matplotlib
