@@ -56,9 +56,8 @@ def live(
                                window=window, max_frames=max_frames)
             with progress_bar() as progress:
                 def on_frame(result, frame_source) -> None:
-                    total = getattr(frame_source, "frame_count", 0)
-                    if total and not frame_source.live:
-                        progress("frames", result.index + 1, total)
+                    if frame_source.frame_count and not frame_source.live:
+                        progress("frames", result.index + 1, frame_source.frame_count)
 
                 run = run_live(cfg, opts, on_frame)
         console.print(_summary_table(run.summary))

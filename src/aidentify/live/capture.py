@@ -47,6 +47,7 @@ class FrameSource:
     name: str = ""
     fps: float = 0.0
     live: bool = False
+    frame_count: int = 0  # frames in a file source, 0 when unknown (cameras, streams)
 
     def read(self) -> tuple[np.ndarray, float] | None:
         """The next frame and its time, or None at the end."""
@@ -127,7 +128,6 @@ class LatestFrameSource(FrameSource):
         self.name = name
         self._capture = capture
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.frame_count = 0
         self._lock = threading.Condition()
         self._frame: np.ndarray | None = None
         self._serial = 0

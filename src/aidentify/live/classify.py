@@ -18,7 +18,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,6 +49,7 @@ class ModelInfo:
     input_size: int
     channels: int
     crop_margin: float | None  # prepare's margin when training crops were cut around Haar boxes, else None
+    metadata: dict[str, Any] = field(default_factory=dict, repr=False)  # everything the model file says
 
     @classmethod
     def from_metadata(cls, path: Path, metadata: dict[str, Any]) -> ModelInfo:
@@ -60,7 +61,7 @@ class ModelInfo:
                             "use a model trained or exported by AIdentify") from None
         faces = metadata.get("faces") or {}
         margin = faces.get("margin") if metadata.get("crops") == "detected" else None
-        return cls(path, classes, size, int(metadata.get("channels", 1)), margin)
+        return cls(path, classes, size, int(metadata.get("channels", 1)), margin, metadata)
 
 
 def load_classifier(model: Path | None, backend: str = "auto", threads: int = 2) -> Classifier:

@@ -77,22 +77,18 @@ def run_live(config: LiveConfig, options: LiveOptions,
     if options.window and not has_display():
         raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
                         "or run inside a desktop session")
-    for path in (options.output,):
-        if path is not None and Path(path).suffix.lower() not in FOURCC_BY_SUFFIX:
-            raise DataError(f"--output {path}: use a .mp4 or .avi file name")
-    classifier = load_classifier(config.model, config.backend, config.threads)
-    pipeline = LivePipeline(classifier, config)
-    summary = EmotionSummary(pipeline.classes)
-    source = open_source(options.camera, options.source)
-    timeline = TimelineWriter(options.timeline, pipeline.classes) if options.timeline else None
-    video: _VideoOutput | None = _VideoOutput(Path(options.output)) if options.output else None
-    run = LiveRun(0, 0.0, {}, summary)
+    if options.output is not None and Path(options.output).suffix.lower() not in FOURCC_BY_SUFFIX:
+        raise DataError(f"--output {options.output}: use a .mp4 or .avi file name")
+    pipeline = LivePipeline(load_classifier(config.model, config.backend, config.threads), config)
+    run = LiveRun(0, 0.0, {}, EmotionSummary(pipeline.classes))
     totals = dict.fromkeys(("capture", *STAGES, "output"), 0.0)
-    window_open = False
+    source = open_source(options.camera, options.source)
+    timeline = video = None
     finished = False
+    started = time.perf_counter()
     try:
-        started = time.perf_counter()
-        fps = 0.0
+        timeline = TimelineWriter(options.timeline, pipeline.classes) if options.timeline else None
+        video = _VideoOutput(Path(options.output)) if options.output else None
         while options.max_frames is None or run.frames < options.max_frames:
             t0 = time.perf_counter()
             item = source.read()
@@ -104,52 +100,53 @@ def run_live(config: LiveConfig, options: LiveOptions,
             for stage in STAGES:
                 totals[stage] += result.timings[stage]
             t1 = time.perf_counter()
-            summary.add(time_s, result)
+            run.summary.add(time_s, result)
             if timeline:
                 timeline.add(time_s, result)
             if video:
                 video.write(annotated, source.fps or 30.0)
-            if options.window:
-                window_open = True
-                if config.draw.fps:
-                    draw_fps(annotated, fps)
-                cv2.imshow(WINDOW, annotated)
-                key = cv2.waitKey(_pace_ms(source, time_s, started)) & 0xFF
-                if key == ord("s") or key == ord("S"):
-                    run.snapshots.append(_save_snapshot(annotated, Path(config.snapshot_dir)))
-                if key in QUIT_KEYS or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                    run.stopped_by_user = True
-                    totals["output"] += (time.perf_counter() - t1) * 1000
-                    run.frames += 1
-                    break
+            quit_now = options.window and _show(annotated, config, run, source, time_s, started)
             totals["output"] += (time.perf_counter() - t1) * 1000
             run.frames += 1
-            elapsed = time.perf_counter() - started
-            fps = run.frames / elapsed if elapsed > 0 else 0.0
             if on_frame:
                 on_frame(result, source)
+            if quit_now:
+                run.stopped_by_user = True
+                break
         finished = True
     except KeyboardInterrupt:
         run.stopped_by_user = finished = True
     finally:
         run.seconds = time.perf_counter() - started if run.frames else 0.0
         source.close()
-        if window_open:
+        if options.window:
             cv2.destroyAllWindows()
             cv2.waitKey(1)
         if video:
             video.release()
-        for writer in (video, timeline):
-            if writer is None:
-                continue
-            if finished and (writer is timeline or video.frames):
-                run.written.append(writer.commit())
-            else:
-                writer.discard()
+        for writer, has_content in ((video, video and video.frames), (timeline, True)):
+            if writer is not None:
+                if finished and has_content:
+                    run.written.append(writer.commit())
+                else:
+                    writer.discard()
     run.stage_ms = {stage: total / max(run.frames, 1) for stage, total in totals.items()}
     if options.chart:
-        run.written.append(summary.write_chart(Path(options.chart)))
+        run.written.append(run.summary.write_chart(Path(options.chart)))
     return run
+
+
+def _show(annotated: np.ndarray, config: LiveConfig, run: LiveRun, source: FrameSource, time_s: float,
+          started: float) -> bool:
+    """Show the frame, handle the keys (s: snapshot); True when the user wants to stop."""
+    if config.draw.fps:
+        elapsed = time.perf_counter() - started
+        draw_fps(annotated, run.frames / elapsed if elapsed > 0 else 0.0)
+    cv2.imshow(WINDOW, annotated)
+    key = cv2.waitKey(_pace_ms(source, time_s, started)) & 0xFF
+    if key in (ord("s"), ord("S")):
+        run.snapshots.append(_save_snapshot(annotated, Path(config.snapshot_dir)))
+    return key in QUIT_KEYS or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
 
 
 def _pace_ms(source: FrameSource, time_s: float, started: float) -> int:

@@ -82,8 +82,8 @@ class EmotionSummary:
             track.last_s = time_s
             track.labels[face.label] += 1
 
-    def rows(self, min_frames: int = 1) -> list[TrackSummary]:
-        return [t for t in sorted(self.tracks.values(), key=lambda t: t.track_id) if t.frames >= min_frames]
+    def rows(self) -> list[TrackSummary]:
+        return sorted(self.tracks.values(), key=lambda t: t.track_id)
 
     def write_chart(self, path: Path) -> Path:
         """A stacked horizontal bar per face (share of frames per emotion), as PNG."""

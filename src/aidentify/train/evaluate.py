@@ -41,7 +41,7 @@ from aidentify.data.sources import index_dataset
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_text
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.modelfile import load_model, read_metadata, resolve_model_path
+from aidentify.train.modelfile import load_model, resolve_model_path
 
 CROPPED_LAYOUTS = ("ferplus-folders", "fer2013-pixels", "fer2013-pixels+ferplus-votes")
 
@@ -188,7 +188,8 @@ def _load_for_inference(path: Path) -> tuple[Any, dict[str, Any]]:
     if path.suffix.lower() == ".tflite":
         from aidentify.live.classify import load_classifier
 
-        return load_classifier(path), read_metadata(path)
+        classifier = load_classifier(path)
+        return classifier, classifier.info.metadata
     return load_model(path)
 
 
