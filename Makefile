@@ -63,7 +63,9 @@ demo: $(STAMP)   ## live on the built-in demo video: annotated video, timeline a
 default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferplus archive)
 	$(MAKE) data
 	$(BIN)/aidentify train --model cnn --config configs/default-model/train_cnn.yaml
-	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default*/ | head -n 1)
+	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle2/train_cnn.yaml \
+		--set init_weights=$$(ls -td runs/cnn/default runs/cnn/default[0-9]* 2>/dev/null | head -n 1)
+	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default-cycle2*/ | head -n 1)
 
 bench: $(STAMP)  ## data, training and live speed; default model vs the fer package (README tables)
 	$(BIN)/pip install --quiet --no-deps fer==25.10.3 "setuptools<81"

@@ -1,6 +1,6 @@
 """Turn a finished training run into the default model shipped in the package.
 
-    python scripts/ship_default_model.py runs/cnn/default [--kind int8|float32]
+    python scripts/ship_default_model.py runs/cnn/default-cycle2 [--kind int8|float32]
 
 Exports the run's best.keras to TFLite (checked against Keras by `export`),
 scores the export on the pipeline's val split (FER+ Valid), records where the
@@ -28,7 +28,11 @@ from aidentify.train.evaluate import evaluate, plot_confusion
 from aidentify.train.modelfile import DEFAULT_MODEL, embed_tflite_metadata, read_metadata
 
 CONFUSION_SVG = Path("docs/default-model-confusion.svg")
-TRAIN_COMMAND = "aidentify train --model cnn --config configs/default-model/train_cnn.yaml"
+# The recipe `make default-model` runs: a first cosine cycle, then a second that starts from its best weights.
+TRAIN_COMMANDS = [
+    "aidentify train --model cnn --config configs/default-model/train_cnn.yaml",
+    "aidentify train --model cnn --config configs/default-model/cycle2/train_cnn.yaml",
+]
 
 
 def write_confusion_svg(metrics: dict, classes: list[str]) -> None:
@@ -43,6 +47,31 @@ def write_confusion_svg(metrics: dict, classes: list[str]) -> None:
     plot_confusion(CONFUSION_SVG, np.array(metrics["confusion_matrix"]), classes, present, metrics)
 
 
+def training_stages(run: Path) -> list[dict]:
+    """What each run of the recipe did, oldest first, following ``init_weights`` back to random weights.
+
+    ``init_weights`` is recorded relative to where training ran; ``run`` tells where that was.
+    """
+    run_info = json.loads((run / "run.json").read_text())
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    stage = {
+        "run": run.name,
+        "config": config,
+        "data_manifest_sha256": run_info["data_manifest_sha256"],
+        "epochs": run_info["epochs_done"],
+        "best_epoch": run_info["best"],
+        "trained": [run_info["started"], run_info["finished"]],
+        "versions": run_info["versions"],
+    }
+    if not run_info.get("init_weights"):
+        return [stage]
+    stage["init_weights_sha256"] = run_info["init_weights_sha256"]
+    workdir = run.resolve().parents[2]  # <workdir>/<project>/<model>/<run>
+    parent = Path(run_info["init_weights"])
+    parent = parent if parent.is_absolute() else workdir / parent
+    return [*training_stages(parent.parents[1]), stage]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the training run folder (runs/cnn/defaultN)")
@@ -52,7 +81,6 @@ def main() -> int:
                         help="prepared data whose val split scores the model")
     args = parser.parse_args()
     run_info = json.loads((args.run / "run.json").read_text())
-    config = yaml.safe_load((args.run / "config.yaml").read_text())
     with tempfile.TemporaryDirectory() as scratch:
         exported = {e.kind: e for e in export_model(args.run, Path(scratch) / "export")}
         chosen = exported[args.kind]
@@ -63,16 +91,17 @@ def main() -> int:
             scores[kind]["recall"] = {c: m["recall"] for c, m in result.metrics["per_class"].items()}
             if kind == args.kind:
                 write_confusion_svg(result.metrics, read_metadata(item.path)["classes"])
+        stages = training_stages(args.run)
+        if len(stages) != len(TRAIN_COMMANDS):
+            raise SystemExit(f"error: {args.run} comes from {len(stages)} training stages, the recipe has "
+                             f"{len(TRAIN_COMMANDS)}; ship the run of its last stage")
         provenance = {
-            "command": TRAIN_COMMAND,
-            "config": config,
+            "commands": TRAIN_COMMANDS,
+            "stages": stages,
             "data_manifest_sha256": run_info["data_manifest_sha256"],
             "train_images": run_info["train_images"],
             "val_images": run_info["val_images"],
-            "epochs": run_info["epochs_done"],
-            "best_epoch": run_info["best"],
-            "trained": [run_info["started"], run_info["finished"]],
-            "versions": run_info["versions"],
+            "epochs": sum(stage["epochs"] for stage in stages),
             "shipped": args.kind,
             "fer_plus_valid": scores,
         }

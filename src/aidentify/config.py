@@ -199,6 +199,7 @@ class TrainCommon(StrictModel):
     strategy: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     tensorboard: bool = True
+    init_weights: Path | None = None  # start from this .keras model or run folder instead of random weights
 
 
 class CnnTrainConfig(TrainCommon):

@@ -127,3 +127,43 @@ def test_a_run_busy_in_another_process_is_not_resumed(tiny_data, tmp_path):
         train(config, resume=run)
     (run / ".lock").write_text("999999999")  # a dead process: its lock is taken over
     assert train(config, resume=run).epochs_run == 2
+
+
+def _trainable_arrays(path):
+    model, _ = load_model(path)
+    return [np.asarray(w) for w in model.trainable_weights]
+
+
+def test_init_weights_starts_a_new_run_from_a_trained_model(tiny_data, tmp_path):
+    first = train(cnn_config(tiny_data, tmp_path, epochs=1))
+    messages = []
+    # a rate so small that one epoch cannot move the weights: what the run holds is what it started from
+    second = train(cnn_config(tiny_data, tmp_path, epochs=1, init_weights=first.run_dir, learning_rate=1e-12),
+                   TrainEvents(message=messages.append))
+    assert second.run_dir != first.run_dir
+    before = _trainable_arrays(first.run_dir / "weights" / "best.keras")
+    after = _trainable_arrays(second.run_dir / "weights" / "last.keras")
+    assert len(before) == len(after) > 0
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(before, after))
+    fresh = _trainable_arrays(train(cnn_config(tiny_data, tmp_path, epochs=1, learning_rate=1e-12)).run_dir)
+    assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(before, fresh))  # the check can fail
+    info = json.loads((second.run_dir / "run.json").read_text())
+    assert info["init_weights"].endswith("best.keras") and len(info["init_weights_sha256"]) == 64
+    assert any("starting from the weights" in m for m in messages)
+
+
+def test_init_weights_from_another_architecture_or_a_tflite_is_refused(tiny_data, tmp_path):
+    from aidentify.errors import ConfigError
+
+    first = train(cnn_config(tiny_data, tmp_path, epochs=1))
+    wider = cnn_config(tiny_data, tmp_path, init_weights=first.run_dir)
+    wider = wider.model_copy(update={"cnn": wider.cnn.model_copy(update={"filters": [8, 32]})})
+    with pytest.raises(ConfigError, match="does not match this architecture"):
+        train(wider)
+    with pytest.raises(ConfigError, match="image_size"):
+        train(cnn_config(tiny_data, tmp_path, init_weights=first.run_dir).model_copy(update={"image_size": 40}))
+    flat = tmp_path / "model.tflite"
+    flat.write_bytes(b"not used")
+    with pytest.raises(ConfigError, match="no trainable weights"):
+        train(cnn_config(tiny_data, tmp_path, init_weights=flat))
+    assert sorted(p.name for p in (tmp_path / "runs" / "cnn").iterdir()) == ["exp"]  # refused runs leave nothing

@@ -93,7 +93,7 @@ def test_missing_and_malformed_files(tmp_path):
         load_config(CleanConfig, listing)
 
 
-@pytest.mark.parametrize("path", sorted(p.relative_to(CONFIG_DIR) for p in CONFIG_DIR.glob("*/*.yaml")))
+@pytest.mark.parametrize("path", sorted(p.relative_to(CONFIG_DIR) for p in CONFIG_DIR.glob("*/**/*.yaml")))
 def test_preset_yaml_files_are_valid_and_commented(path):
     stage = path.stem
     assert stage in STAGE_CONFIGS, f"{path}: not named after a stage"

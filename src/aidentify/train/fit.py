@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,10 +32,10 @@ from aidentify import __version__
 from aidentify.config import TRAIN_CONFIGS, TrainCommon, dump_config, load_config
 from aidentify.data.images import worker_count
 from aidentify.errors import ConfigError, DataError
-from aidentify.files import atomic_write_text
+from aidentify.files import atomic_write_text, sha256_file
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.data import balanced_class_weights, load_training_input, make_dataset
-from aidentify.train.modelfile import save_model
+from aidentify.train.modelfile import read_metadata, resolve_model_path, save_model
 
 
 class TrainingInterrupted(Exception):
@@ -175,6 +176,42 @@ def _build(config: TrainCommon, n_classes: int) -> Any:
     return build_densenet(config.image_size, n_classes, config.densenet, config.augmentation, config.seed)
 
 
+def _initial_weights_source(config: TrainCommon, classes: list[str]) -> Path:
+    """Check that ``init_weights`` names a Keras model of the same kind, classes and input size.
+
+    Starting from trained weights is how a second cosine cycle continues a run
+    (the default model's recipe) and how a user fine-tunes a model on new data;
+    a model made for other classes or another input size cannot seed this one.
+    """
+    source = resolve_model_path(Path(config.init_weights))
+    if source.suffix.lower() != ".keras":
+        raise ConfigError(f"init_weights must be a .keras model or a run folder, not {source.name} "
+                          "(.tflite files hold no trainable weights)")
+    metadata = read_metadata(source)
+    expected = {"model": config.model, "classes": classes, "input_size": config.image_size}
+    for key, value in expected.items():
+        if metadata.get(key) != value:
+            raise ConfigError(f"init_weights {source} has {key} {metadata.get(key)!r}, this run needs {value!r}; "
+                              "start from a model trained with the same classes, model and image_size")
+    return source
+
+
+def _load_initial_weights(model: Any, source: Path) -> None:
+    """Copy every layer's weights from ``source`` into the freshly built ``model`` (matched by name)."""
+    import keras
+
+    trained = keras.models.load_model(source, compile=False)
+    by_name = {layer.name: layer for layer in trained.layers}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        other = by_name.get(layer.name)
+        if other is None or [w.shape for w in other.weights] != [w.shape for w in layer.weights]:
+            raise ConfigError(f"init_weights {source} does not match this architecture at layer {layer.name!r}; "
+                              "use the same cnn/densenet settings as the run it came from")
+        layer.set_weights(other.get_weights())
+
+
 def _phases(config: TrainCommon) -> list[tuple[str, int, float]]:
     """(name, epochs, learning rate) for each training phase."""
     phases = [("train" if config.model == "cnn" else "head", config.epochs, config.learning_rate)]
@@ -245,9 +282,14 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
             raise DataError(f"no training data at {data_check}; run `aidentify augment` first "
                             "(or --set data_dir=data/prepared to train without augmentation)")
         run_dir = next_run_dir(Path(config.project) / config.model, config.name)
-        atomic_write_text(run_dir / "config.yaml", dump_config(config))
-        with run_lock(run_dir):
-            return _fit(config, events, run_dir, state, resumed=False)
+        try:
+            atomic_write_text(run_dir / "config.yaml", dump_config(config))
+            with run_lock(run_dir):
+                return _fit(config, events, run_dir, state, resumed=False)
+        except (ConfigError, DataError):
+            if not (run_dir / "weights").exists():  # refused before its first epoch: leave no empty run behind
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
     _trim_results(run_dir, state["epoch"])
     return _fit(config, events, run_dir, state, resumed=True)
 
@@ -267,6 +309,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
     val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,
                           cache=config.cache)
     steps = math.ceil(len(data.train.paths) / config.batch_size)
+    init_source = _initial_weights_source(config, data.classes) if config.init_weights and not resumed else None
     metadata = {
         "format": 1,
         "model": config.model,
@@ -293,6 +336,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "replicas": strategy.num_replicas_in_sync,
         "mixed_precision": mixed,
         "cpu_threads": worker_count(0),
+        **({"init_weights": str(init_source), "init_weights_sha256": sha256_file(init_source)} if init_source else {}),
         "versions": _versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -304,6 +348,9 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
             model = keras.models.load_model(last, compile=True)
         else:
             model = _build(config, len(data.classes))
+            if init_source is not None:
+                _load_initial_weights(model, init_source)
+                events.message(f"starting from the weights of {init_source}")
             _compile(model, config, config.learning_rate, steps, config.epochs)
     class_weight = balanced_class_weights(data.class_counts, data.classes) if config.class_weights == "balanced" else None
 
