@@ -61,3 +61,13 @@ def test_real_ferplus_through_augment(workdir):
     _check_chain(workdir)
     raw = pd.read_csv(workdir / "data/raw/ferplus/manifest.csv")
     assert len(raw) == 28558 + 3579
+    # the shipped model scores on FER+ Valid exactly what its provenance (and the README) records
+    import json
+
+    from aidentify.train.modelfile import default_model_path, read_metadata
+
+    out = _run("evaluate", "--data", "val", "--out", str(workdir / "eval"))
+    recorded = read_metadata(default_model_path())["provenance"]["fer_plus_valid"]["int8"]
+    measured = json.loads((workdir / "eval" / "metrics.json").read_text())
+    assert measured["n"] == recorded["n"] == 3163
+    assert measured["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-9), out.output

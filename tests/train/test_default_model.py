@@ -1,0 +1,48 @@
+"""The shipped default model's provenance is complete, reproducible from the repo, and what the README says."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from aidentify.config import CnnTrainConfig, load_config
+from aidentify.train.modelfile import default_model_path, read_metadata
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def provenance():
+    return read_metadata(default_model_path())["provenance"]
+
+
+def test_each_training_stage_is_a_config_in_the_repo_that_gives_the_recorded_settings(provenance):
+    commands, stages = provenance["commands"], provenance["stages"]
+    assert len(commands) == len(stages) >= 1
+    assert "init_weights_sha256" not in stages[0] and all(len(s["init_weights_sha256"]) == 64 for s in stages[1:])
+    for command, stage in zip(commands, stages):
+        args = shlex.split(command)
+        config_file = ROOT / args[args.index("--config") + 1]
+        config, _ = load_config(CnnTrainConfig, config_file)
+        recorded = stage["config"]
+        for key in ("epochs", "learning_rate", "schedule", "seed", "labels", "name", "image_size"):
+            assert getattr(config, key) == recorded[key], (config_file, key)
+        assert config.cnn.model_dump() == recorded["cnn"]
+        assert stage["data_manifest_sha256"] == provenance["data_manifest_sha256"]
+    assert provenance["epochs"] == sum(s["epochs"] for s in stages)
+    makefile = (ROOT / "Makefile").read_text()
+    for command in commands:  # make default-model runs exactly these, in this order
+        assert command.split("--config ")[1] in makefile
+
+
+def test_the_readme_model_card_publishes_the_recorded_scores(provenance):
+    readme = (ROOT / "README.md").read_text()
+    scores = provenance["fer_plus_valid"]
+    shipped = scores[provenance["shipped"]]
+    row = re.search(r"^\| shipped int8 TFLite \| \*\*([0-9.]+)\*\* \| ([0-9.]+) \|$", readme, re.MULTILINE)
+    assert row, "model card row for the shipped model not found"
+    assert float(row[1]) == round(shipped["accuracy"], 4)
+    assert float(row[2]) == round(shipped["macro_f1"], 4)
+    for name, recall in shipped["recall"].items():
+        assert re.search(rf"^\| {name} \| [0-9.]+ \| {recall:.3f} \|", readme, re.MULTILINE), name
