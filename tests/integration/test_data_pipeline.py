@@ -1,5 +1,6 @@
-"""download --from -> clean -> prepare -> augment through the CLI, as a user runs it."""
+"""download --from -> clean -> prepare -> augment -> evaluate through the CLI, as a user runs it."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -7,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aidentify.cli import app
+from aidentify.train.modelfile import default_model_path, read_metadata
 
 SHARED_FERPLUS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ferplus-trainvalid.zip"
 
@@ -62,10 +64,6 @@ def test_real_ferplus_through_augment(workdir):
     raw = pd.read_csv(workdir / "data/raw/ferplus/manifest.csv")
     assert len(raw) == 28558 + 3579
     # the shipped model scores on FER+ Valid exactly what its provenance (and the README) records
-    import json
-
-    from aidentify.train.modelfile import default_model_path, read_metadata
-
     out = _run("evaluate", "--data", "val", "--out", str(workdir / "eval"))
     recorded = read_metadata(default_model_path())["provenance"]["fer_plus_valid"]["int8"]
     measured = json.loads((workdir / "eval" / "metrics.json").read_text())
