@@ -175,6 +175,14 @@ class DenseNetArchitecture(StrictModel):
     fine_tune: FineTune = Field(default_factory=FineTune)
 
 
+class Distillation(StrictModel):
+    """Trained models whose predictions join the label targets (knowledge distillation)."""
+
+    teachers: list[Path] = Field(default_factory=list)  # .keras/.tflite models or run folders; empty = off
+    weight: float = Field(default=0.5, ge=0.0, le=1.0)  # target = weight * teachers + (1 - weight) * labels
+    tta_flip: bool = True  # teachers predict each image and its mirror image, averaged
+
+
 class TrainCommon(StrictModel):
     """Keys shared by both models; each model's config adds its own section."""
 
@@ -200,6 +208,7 @@ class TrainCommon(StrictModel):
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     tensorboard: bool = True
     init_weights: Path | None = None  # start from this .keras model or run folder instead of random weights
+    distill: Distillation = Field(default_factory=Distillation)
 
 
 class CnnTrainConfig(TrainCommon):

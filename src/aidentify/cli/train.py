@@ -44,8 +44,10 @@ def _train(model: str, config: Path | None, set_: list[str] | None, resume: Path
         if resume is None:
             say_config(origin)
         with progress_bar() as progress:
-            # one bar, reused every epoch, for the batches of the epoch in progress
-            events = TrainEvents(batch=lambda task, done, total: progress("batches", done, total),
+            # one bar, reused every epoch, for the batches of the epoch in progress; other work
+            # before the epochs (the teachers' predictions when distilling) gets bars of its own
+            events = TrainEvents(batch=lambda task, done, total: progress(
+                                     "batches" if task.startswith("epoch") else task, done, total),
                                  epoch=_print_epoch, message=lambda t: console.print(f"[dim]{escape(t)}[/]"))
             try:
                 result = train(cfg, events, resume=resume)

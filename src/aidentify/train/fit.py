@@ -34,7 +34,7 @@ from aidentify.data.images import worker_count
 from aidentify.errors import ConfigError, DataError
 from aidentify.files import atomic_write_text, sha256_file
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.data import balanced_class_weights, load_training_input, make_dataset
+from aidentify.train.data import TrainingInput, balanced_class_weights, load_training_input, make_dataset
 from aidentify.train.modelfile import read_metadata, resolve_model_path, save_model
 
 
@@ -50,7 +50,7 @@ class TrainingInterrupted(Exception):
 class TrainEvents:
     """How the library reports training to its caller (the CLI renders these)."""
 
-    batch: ProgressFn = no_progress
+    batch: ProgressFn = no_progress  # task "epoch N/M" for training batches; other tasks for work before them
     epoch: Callable[[dict[str, Any]], None] = lambda info: None
     message: Callable[[str], None] = lambda text: None
 
@@ -212,6 +212,18 @@ def _load_initial_weights(model: Any, source: Path) -> None:
         layer.set_weights(other.get_weights())
 
 
+def _distill_targets(config: TrainCommon, data: TrainingInput, events: TrainEvents) -> dict[str, Any]:
+    """Mix the teachers' predictions into the train targets (val keeps its labels); returns what run.json keeps."""
+    from aidentify.train.distill import distilled_targets, resolve_teachers, teacher_probabilities, teacher_record
+
+    teachers = resolve_teachers(config.distill, data.classes)
+    events.message(f"distilling from {len(teachers)} teacher(s), weight {config.distill.weight:g}: "
+                   + ", ".join(str(t) for t in teachers))
+    probs = teacher_probabilities(teachers, data.train.paths, config.distill.tta_flip, progress=events.batch)
+    data.train.targets = distilled_targets(data.train.targets, probs, config.distill.weight)
+    return teacher_record(teachers, config.distill)
+
+
 def _phases(config: TrainCommon) -> list[tuple[str, int, float]]:
     """(name, epochs, learning rate) for each training phase."""
     phases = [("train" if config.model == "cnn" else "head", config.epochs, config.learning_rate)]
@@ -302,6 +314,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
 
     seed_everything(config.seed)
     data = load_training_input(Path(config.data_dir), config.labels, config.max_samples, config.seed)
+    distillation = _distill_targets(config, data, events) if config.distill.teachers else {}
     strategy = make_strategy(config.strategy)
     mixed = _use_mixed_precision(config.mixed_precision)
     train_ds = make_dataset(data.train.paths, data.train.targets, config.image_size, config.batch_size,
@@ -337,6 +350,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "mixed_precision": mixed,
         "cpu_threads": worker_count(0),
         **({"init_weights": str(init_source), "init_weights_sha256": sha256_file(init_source)} if init_source else {}),
+        **({"distill": distillation} if distillation else {}),
         "versions": _versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
