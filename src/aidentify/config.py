@@ -235,6 +235,7 @@ class EvaluateConfig(StrictModel):
     detect: Literal["auto", "always", "never", "fallback"] = "auto"
     vote_rule: Literal["majority", "plurality"] = "majority"
     tta_flip: bool = False
+    ensemble: bool = False
     batch_size: int = Field(default=256, ge=1)
     worst_mistakes: int = Field(default=25, ge=0, le=100)
 

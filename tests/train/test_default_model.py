@@ -20,7 +20,11 @@ def provenance():
 def test_each_training_stage_is_a_config_in_the_repo_that_gives_the_recorded_settings(provenance):
     commands, stages = provenance["commands"], provenance["stages"]
     assert len(commands) == len(stages) >= 1
-    assert "init_weights_sha256" not in stages[0] and all(len(s["init_weights_sha256"]) == 64 for s in stages[1:])
+    assert not stages[0]["config"].get("init_weights")
+    for stage in stages:  # a stage that started from or learnt from other models names their exact files
+        assert ("init_weights_sha256" in stage) == bool(stage["config"].get("init_weights"))
+        teachers = (stage["config"].get("distill") or {}).get("teachers") or []
+        assert [len(t["sha256"]) for t in stage.get("distill", {}).get("teachers", [])] == [64] * len(teachers)
     for command, stage in zip(commands, stages):
         args = shlex.split(command)
         config_file = ROOT / args[args.index("--config") + 1]
@@ -29,6 +33,7 @@ def test_each_training_stage_is_a_config_in_the_repo_that_gives_the_recorded_set
         for key in ("epochs", "learning_rate", "schedule", "seed", "labels", "name", "image_size"):
             assert getattr(config, key) == recorded[key], (config_file, key)
         assert config.cnn.model_dump() == recorded["cnn"]
+        assert config.distill.weight == (recorded.get("distill") or {}).get("weight", config.distill.weight)
         assert stage["data_manifest_sha256"] == provenance["data_manifest_sha256"]
     assert provenance["epochs"] == sum(s["epochs"] for s in stages)
     makefile = (ROOT / "Makefile").read_text()

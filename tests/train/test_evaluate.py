@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -10,6 +12,7 @@ from train_helpers import cnn_config
 
 from aidentify.cli import app
 from aidentify.config import EvaluateConfig
+from aidentify.errors import ConfigError
 from aidentify.train.evaluate import evaluate
 from aidentify.train.fit import train
 
@@ -52,6 +55,23 @@ def test_two_models_side_by_side(tiny_data, trained, tmp_path):
     comparison = json.loads((tmp_path / "out" / "comparison.json").read_text())
     assert set(comparison) == {"cnn-exp", "cnn-exp-2"}
 
+
+
+def test_ensemble_scores_the_mean_of_the_members_predictions(tiny_data, trained, tmp_path):
+    members = [trained, train(cnn_config(tiny_data, tmp_path, seed=7)).run_dir]  # another seed: other predictions
+    results = evaluate(members, "val", tmp_path / "out", EvaluateConfig(data_dir=tiny_data / "prepared", ensemble=True))
+    assert [r.name for r in results][2] == "ensemble"
+    columns = [f"p_{c}" for c in results[0].metrics["classes"]]
+    tables = [pd.read_csv(r.out_dir / "predictions.csv") for r in results]
+    assert not np.allclose(tables[0][columns], tables[1][columns], atol=1e-3)  # the members disagree somewhere
+    assert np.allclose((tables[0][columns] + tables[1][columns]) / 2, tables[2][columns], atol=1e-5)
+    assert results[2].metrics["n"] == results[0].metrics["n"]
+    assert list(json.loads((tmp_path / "out" / "comparison.json").read_text())) == [r.name for r in results]
+
+
+def test_ensemble_of_one_model_is_refused(trained, tmp_path):
+    with pytest.raises(ConfigError, match="two or more"):
+        evaluate([trained], "val", tmp_path / "out", EvaluateConfig(ensemble=True))
 
 def test_cli_evaluate_prints_tables_and_errors_in_one_line(tiny_data, trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

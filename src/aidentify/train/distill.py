@@ -4,9 +4,11 @@ An ensemble of independently trained models is more accurate than any of its
 members (on FER+ Valid, two of our CNNs averaged beat the better one by about
 0.3 points), but it costs one forward pass per member at every live frame.
 Training one model towards the ensemble's averaged predictions (Hinton et
-al., 2015) moves much of that gain into a single model of the same size. The
-teachers' predictions are mixed with the label targets (FER+ vote
+al., 2015) aims to keep part of that gain in a single model of the same size.
+The teachers' predictions are mixed with the label targets (FER+ vote
 distributions or one-hot labels), so the human annotations keep their say.
+Whether it pays depends on the teachers: two same-size CNNs did not improve
+our default model (README, model card), a larger teacher may.
 """
 
 from __future__ import annotations
