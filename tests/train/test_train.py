@@ -152,6 +152,25 @@ def test_init_weights_starts_a_new_run_from_a_trained_model(tiny_data, tmp_path)
     assert any("starting from the weights" in m for m in messages)
 
 
+def test_a_resumed_run_keeps_where_its_weights_came_from(tiny_data, tmp_path):
+    first = train(cnn_config(tiny_data, tmp_path, epochs=1))
+    config = cnn_config(tiny_data, tmp_path, epochs=2, init_weights=first.run_dir)
+
+    def stop_after_first_epoch(info):
+        if info["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(config, TrainEvents(epoch=stop_after_first_epoch))
+    started = json.loads((stop.value.run_dir / "run.json").read_text())
+    train(config, resume=stop.value.run_dir)
+    info = json.loads((stop.value.run_dir / "run.json").read_text())
+    assert info["status"] == "finished" and info["epochs_done"] == 2
+    for key in ("init_weights", "init_weights_sha256", "started"):  # what the ship script's provenance follows
+        assert info[key] == started[key]
+    assert len(info["resumed"]) == 1
+
+
 def test_init_weights_from_another_architecture_or_a_tflite_is_refused(tiny_data, tmp_path):
     from aidentify.errors import ConfigError
 

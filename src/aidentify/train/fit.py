@@ -354,6 +354,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "versions": _versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if resumed:
+        run_info = _resumed_run_info(run_dir, run_info)
     atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
 
     with strategy.scope():
@@ -443,6 +445,21 @@ def _read_results(run_dir: Path):
 
     path = run_dir / "results.csv"
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def _resumed_run_info(run_dir: Path, run_info: dict) -> dict:
+    """Keep what only the first start knew: where the weights came from, the teachers, the start time.
+
+    A resumed run starts from its own ``last.keras``, so it cannot recompute these;
+    without them the run would look as if it had started from random weights.
+    """
+    try:
+        first = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return run_info
+    kept = {k: first[k] for k in ("init_weights", "init_weights_sha256", "distill", "started") if k in first}
+    resumed = [*first.get("resumed", []), run_info["started"]]
+    return {**run_info, **kept, "resumed": resumed}
 
 
 def _finish_run(run_dir: Path, run_info: dict, state: dict, status: str) -> None:
