@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +26,10 @@ class StrictModel(BaseModel):
     """Base for config sections: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+# Test-time zoom views: centre crops as a fraction of the side (see live.classify.TestTimeViews).
+TestTimeZooms = list[Annotated[float, Field(gt=0.5, lt=1.0)]]
 
 
 # --------------------------------------------------------------------- download
@@ -235,6 +239,7 @@ class EvaluateConfig(StrictModel):
     detect: Literal["auto", "always", "never", "fallback"] = "auto"
     vote_rule: Literal["majority", "plurality"] = "majority"
     tta_flip: bool = False
+    tta_zooms: TestTimeZooms = Field(default_factory=list)
     ensemble: bool = False
     batch_size: int = Field(default=256, ge=1)
     worst_mistakes: int = Field(default=25, ge=0, le=100)
@@ -271,6 +276,8 @@ class LiveConfig(StrictModel):
     backend: Literal["auto", "litert", "keras"] = "auto"
     threads: int = Field(default=2, ge=1)
     crop_margin: float | Literal["auto"] = "auto"
+    tta_flip: bool = False
+    tta_zooms: TestTimeZooms = Field(default_factory=list)
     detect: LiveDetection = Field(default_factory=LiveDetection)
     track: LiveTracking = Field(default_factory=LiveTracking)
     smoothing: LiveSmoothing = Field(default_factory=LiveSmoothing)

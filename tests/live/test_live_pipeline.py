@@ -6,7 +6,7 @@ import pytest
 
 from aidentify.config import LiveConfig, LiveSmoothing, LiveTracking
 from aidentify.errors import DataError
-from aidentify.live.classify import load_classifier
+from aidentify.live.classify import TestTimeViews, load_classifier
 from aidentify.live.demo import demo_frames
 from aidentify.live.pipeline import LivePipeline
 from aidentify.live.track import Track, Tracker, iou
@@ -49,7 +49,9 @@ def test_astronaut_photo_one_face_found_and_labelled(default_classifier):
     assert set(result.timings) == {"detect", "classify", "draw"}
 
 
-def test_all_faces_of_a_frame_go_through_one_call(default_classifier, monkeypatch):
+@pytest.fixture
+def classifier_calls(default_classifier, monkeypatch):
+    """The batch size of every call to the shipped classifier during a test."""
     calls = []
     original = type(default_classifier).__call__
 
@@ -58,11 +60,15 @@ def test_all_faces_of_a_frame_go_through_one_call(default_classifier, monkeypatc
         return original(self, crops)
 
     monkeypatch.setattr(type(default_classifier), "__call__", spy)
+    return calls
+
+
+def test_all_faces_of_a_frame_go_through_one_call(default_classifier, classifier_calls):
     pipeline = LivePipeline(default_classifier, LiveConfig())
     frame = next(demo_frames(faces=6, seconds=0.1))
     _, result = pipeline(frame)
     assert len(result.faces) == 6
-    assert calls == [6]
+    assert classifier_calls == [6]
 
 
 def test_batched_and_single_predictions_agree(default_classifier):
@@ -73,6 +79,43 @@ def test_batched_and_single_predictions_agree(default_classifier):
     assert batched.shape == (5, 8)
     np.testing.assert_allclose(batched, single, atol=1e-5)
     assert default_classifier(np.zeros((0, 48, 48), np.uint8)).shape == (0, 8)
+
+
+def _demo_crops(n: int) -> np.ndarray:
+    return np.stack([cv2.resize(f[:, :, 0], (48, 48), interpolation=cv2.INTER_AREA)
+                     for f in demo_frames(faces=1, seconds=0.2)][:n])
+
+
+def test_test_time_views_are_mirrors_and_centre_zooms():
+    crops = _demo_crops(3)
+    views = TestTimeViews(flip=True, zooms=(0.75,))
+    assert views.count == 4 and TestTimeViews().count == 1
+    expanded = views.expand(crops)
+    assert expanded.shape == (12, 48, 48)
+    np.testing.assert_array_equal(expanded[:3], crops)
+    zoomed = cv2.resize(crops[1][6:42, 6:42], (48, 48), interpolation=cv2.INTER_LINEAR)  # centre 75%
+    np.testing.assert_array_equal(expanded[4], zoomed)
+    np.testing.assert_array_equal(expanded[6:9], crops[:, :, ::-1])
+    np.testing.assert_array_equal(expanded[10], zoomed[:, ::-1])
+    assert TestTimeViews(zooms=(0.99,)).expand(crops).shape == (6, 48, 48)  # under a pixel: the crop itself
+
+
+def test_test_time_views_average_the_models_predictions_per_crop(default_classifier):
+    crops = _demo_crops(4)
+    views = TestTimeViews(flip=True, zooms=(0.9, 0.8))
+    averaged = views.predict(default_classifier, crops)
+    one_by_one = np.mean([default_classifier(view) for view in views.expand(crops).reshape(6, 4, 48, 48)], axis=0)
+    np.testing.assert_allclose(averaged, one_by_one, atol=1e-5)
+    assert not np.allclose(averaged, default_classifier(crops), atol=1e-3)  # the views change the answer
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, atol=1e-3)
+    assert views.predict(default_classifier, crops[:0]).shape == (0, 8)
+
+
+def test_live_with_test_time_views_still_classifies_all_faces_in_one_call(default_classifier, classifier_calls):
+    pipeline = LivePipeline(default_classifier, LiveConfig(tta_flip=True, tta_zooms=[0.9]))
+    _, result = pipeline(next(demo_frames(faces=3, seconds=0.1)))
+    assert len(result.faces) == 3
+    assert classifier_calls == [12]  # 3 faces x (original, zoom) x (as is, mirrored)
 
 
 def test_detecting_every_third_frame_keeps_ids_and_follows_faces(default_classifier):

@@ -48,6 +48,18 @@ def test_external_folder_with_synonyms_and_classes_on_one_side(trained, tmp_path
     assert metrics["tta_flip"] is True
 
 
+def test_zoom_views_change_the_predictions_and_are_recorded(tiny_data, trained, tmp_path):
+    config = EvaluateConfig(data_dir=tiny_data / "prepared")
+    [plain] = evaluate([trained], "val", tmp_path / "plain", config)
+    [viewed] = evaluate([trained], "val", tmp_path / "views",
+                        config.model_copy(update={"tta_flip": True, "tta_zooms": [0.9, 0.8]}))
+    assert viewed.metrics["tta_zooms"] == [0.9, 0.8] and viewed.metrics["n"] == plain.metrics["n"]
+    columns = [f"p_{c}" for c in plain.metrics["classes"]]
+    before, after = (pd.read_csv(r.out_dir / "predictions.csv")[columns] for r in (plain, viewed))
+    assert not np.allclose(before, after, atol=1e-4)
+    assert np.allclose(after.sum(axis=1), 1.0, atol=1e-3)
+
+
 def test_two_models_side_by_side(tiny_data, trained, tmp_path):
     results = evaluate([trained, trained / "weights" / "last.keras"], "val", tmp_path / "out",
                        EvaluateConfig(data_dir=tiny_data / "prepared"))

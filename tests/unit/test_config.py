@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aidentify.config import STAGE_CONFIGS, CleanConfig, PrepareConfig, load_config
+from aidentify.config import STAGE_CONFIGS, CleanConfig, EvaluateConfig, LiveConfig, PrepareConfig, load_config
 from aidentify.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -66,6 +66,14 @@ def test_set_values_are_yaml_scalars_never_evaluated():
     assert cfg.sources == ["ferplus"] and cfg.dedup.enabled is False
     with pytest.raises(ConfigError):
         load_config(CleanConfig, None, ["min_std=__import__('os').getcwd()"])
+
+
+def test_test_time_zooms_are_fractions_of_the_side():
+    cfg, _ = load_config(LiveConfig, None, ["tta_zooms=[0.96, 0.83]"])
+    assert cfg.tta_zooms == [0.96, 0.83]
+    for bad in ("[1.5]", "[0.3]", "0.9"):
+        with pytest.raises(ConfigError, match="tta_zooms"):
+            load_config(EvaluateConfig, None, [f"tta_zooms={bad}"])
 
 
 def test_set_without_equals_is_an_error():

@@ -10,6 +10,10 @@ face). Two backends give the same interface, ``classifier(crops) -> probs``:
 
 Crops are uint8 grayscale squares of the model's input size; preprocessing
 (scaling, channel replication) lives inside the model itself.
+
+``TestTimeViews`` (test-time augmentation) is shared by ``live`` and
+``evaluate``: each crop is also classified mirrored and/or zoomed in, and the
+probabilities are averaged, in the same single batched call.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 from aidentify.errors import DataError
@@ -62,6 +67,53 @@ class ModelInfo:
         faces = metadata.get("faces") or {}
         margin = faces.get("margin") if metadata.get("crops") == "detected" else None
         return cls(path, classes, size, int(metadata.get("channels", 1)), margin, metadata)
+
+
+@dataclass(frozen=True)
+class TestTimeViews:
+    """Test-time augmentation: classify every crop in several views and average the probabilities.
+
+    ``zooms`` are centre crops, each a fraction of the side, enlarged back to the
+    input size; ``flip`` adds the mirror image of every view (faces are near-symmetric).
+    Views cost one model call each, so ``count`` views multiply classification time.
+    The model was trained with random zoom and flips, so these views are faces it knows;
+    averaging over them cancels part of each view's error.
+    """
+
+    __test__ = False  # a name that starts with "Test", but not a pytest test class
+
+    flip: bool = False
+    zooms: tuple[float, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return (1 + len(self.zooms)) * (2 if self.flip else 1)
+
+    def expand(self, crops: np.ndarray) -> np.ndarray:
+        """(n, s, s[, c]) crops -> (count * n, ...) views, view-major (all crops of view 1 first)."""
+        crops = np.asarray(crops, dtype=np.uint8)
+        views = [crops] + [_zoom_in(crops, zoom) for zoom in self.zooms]
+        if self.flip:
+            views += [np.ascontiguousarray(view[:, :, ::-1]) for view in views]
+        return np.concatenate(views) if len(views) > 1 else crops
+
+    def predict(self, classify: Classifier, crops: np.ndarray) -> np.ndarray:
+        """The mean of ``classify``'s probabilities over every view of each crop, in one call."""
+        if self.count == 1 or len(crops) == 0:
+            return classify(crops)
+        probs = classify(self.expand(crops))
+        return probs.reshape(self.count, len(crops), -1).mean(axis=0)
+
+
+def _zoom_in(crops: np.ndarray, zoom: float) -> np.ndarray:
+    """The centre ``zoom`` fraction of each crop, enlarged back to the crop's size (bilinear)."""
+    size = crops.shape[1]
+    margin = int(round(size * (1.0 - zoom) / 2))
+    if margin == 0:
+        return crops
+    inner = crops[:, margin:size - margin, margin:size - margin]
+    zoomed = [cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in inner]
+    return np.stack(zoomed).reshape(crops.shape)
 
 
 def load_classifier(model: Path | None, backend: str = "auto", threads: int = 2) -> Classifier:

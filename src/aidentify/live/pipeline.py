@@ -15,7 +15,7 @@ import numpy as np
 
 from aidentify.config import LiveConfig
 from aidentify.data.faces import DetectorSettings, detect_faces, load_cascade, square_crop
-from aidentify.live.classify import Classifier
+from aidentify.live.classify import Classifier, TestTimeViews
 from aidentify.live.draw import draw_faces
 from aidentify.live.track import Tracker
 
@@ -54,6 +54,7 @@ class LivePipeline:
     def __init__(self, classifier: Classifier, config: LiveConfig):
         self.classifier = classifier
         self.config = config
+        self.views = TestTimeViews(flip=config.tta_flip, zooms=tuple(config.tta_zooms))
         self.classes = classifier.info.classes
         self.cascade = load_cascade()
         self.tracker = Tracker(config.track)
@@ -104,7 +105,7 @@ class LivePipeline:
             return []
         size = self.classifier.info.input_size
         crops = np.stack([square_crop(gray, np.round(t.box).astype(int), self.margin, size) for t in tracks])
-        probs = self.classifier(crops)
+        probs = self.views.predict(self.classifier, crops)
         faces = []
         for track, p in zip(tracks, probs):
             smoothed = track.observe(p, self.config.smoothing)

@@ -41,7 +41,7 @@ from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, DataError
 from aidentify.files import atomic_write_text
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.modelfile import load_model, resolve_model_path
+from aidentify.train.modelfile import resolve_model_path
 
 CROPPED_LAYOUTS = ("ferplus-folders", "fer2013-pixels", "fer2013-pixels+ferplus-votes")
 
@@ -84,7 +84,7 @@ def evaluate(model_paths: list[Path], data: str | None, out_dir: Path, config: E
             eval_data = loaded_sets[key]
             target = Path(out_dir) if len(resolved) == 1 else Path(out_dir) / name
             probs = predict_probabilities(model, eval_data.paths, metadata["input_size"], config.batch_size,
-                                          config.tta_flip, progress)
+                                          test_time_views(config), progress)
             metrics = score(eval_data, probs, metadata["classes"], name, path, config)
             write_reports(target, eval_data, probs, metrics, metadata["classes"], config.worst_mistakes)
             results.append(EvalResult(name, path, target, metrics))
@@ -209,58 +209,45 @@ def _crop_faces(frame: pd.DataFrame, mode: str, metadata: dict[str, Any], out: P
 
 
 def _load_for_inference(path: Path) -> tuple[Any, dict[str, Any]]:
-    """A Keras model, or for a ``.tflite`` file a LiteRT classifier, with its metadata."""
-    if path.suffix.lower() == ".tflite":
-        from aidentify.live.classify import load_classifier
+    """A batched classifier for the model file (LiteRT for ``.tflite``, Keras otherwise), with its metadata."""
+    from aidentify.live.classify import load_classifier
 
-        classifier = load_classifier(path)
-        return classifier, classifier.info.metadata
-    return load_model(path)
+    classifier = load_classifier(path)
+    return classifier, classifier.info.metadata
 
 
-def predict_probabilities(model: Any, paths: list[str], size: int, batch_size: int, tta_flip: bool,
+def test_time_views(config: EvaluateConfig) -> Any:
+    """The views each image is classified in, as ``live`` would with the same settings."""
+    from aidentify.live.classify import TestTimeViews
+
+    return TestTimeViews(flip=config.tta_flip, zooms=tuple(config.tta_zooms))
+
+
+def predict_probabilities(classifier: Any, paths: list[str], size: int, batch_size: int, views: Any,
                           progress: ProgressFn = no_progress) -> np.ndarray:
-    """Class probabilities for each image (optionally averaged with its mirror image)."""
+    """Class probabilities for each image, averaged over its test-time ``views``.
+
+    Crops are read like the model's training data was: through ``make_dataset``
+    for a Keras model, and with OpenCV for a ``.tflite`` file (LiteRT needs no
+    TensorFlow, so neither does scoring one).
+    """
     from aidentify.live.classify import LiteRTClassifier
 
-    if isinstance(model, LiteRTClassifier):
-        return _predict_litert(model, paths, size, batch_size, tta_flip, progress)
-    import keras
-    import tensorflow as tf
-
-    from aidentify.train.data import make_dataset
-
-    dataset = make_dataset(paths, None, size, batch_size, cache="none")
     steps = -(-len(paths) // batch_size)
+    if isinstance(classifier, LiteRTClassifier):
+        batches = (np.stack([resize_square(_read_crop(p), size) for p in paths[i * batch_size:(i + 1) * batch_size]])
+                   for i in range(steps))
+    else:
+        from aidentify.train.data import make_dataset
 
-    class Report(keras.callbacks.Callback):
-        def __init__(self, task: str):
-            super().__init__()
-            self.task = task
-
-        def on_predict_batch_end(self, batch, logs=None):
-            progress(self.task, batch + 1, steps)
-
-    probs = model.predict(dataset, verbose=0, callbacks=[Report("predict")])
-    if tta_flip:
-        mirrored = dataset.map(lambda x: tf.reverse(x, axis=[2]))
-        probs = (probs + model.predict(mirrored, verbose=0, callbacks=[Report("predict mirrored")])) / 2
-    return np.asarray(probs, dtype=np.float64)
-
-
-def _predict_litert(classifier: Any, paths: list[str], size: int, batch_size: int, tta_flip: bool,
-                    progress: ProgressFn) -> np.ndarray:
-    """The LiteRT path of :func:`predict_probabilities`: crops read and resized like ``make_dataset``."""
-    batch_size = min(batch_size, 32)
-    steps = -(-len(paths) // batch_size)
+        batches = make_dataset(paths, None, size, batch_size, cache="none").as_numpy_iterator()
+    task = "predict" if views.count == 1 else f"predict ({views.count} views)"
     probs = []
-    for step in range(steps):
-        crops = np.stack([resize_square(_read_crop(p), size) for p in paths[step * batch_size:(step + 1) * batch_size]])
-        batch = classifier(crops)
-        if tta_flip:
-            batch = (batch + classifier(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
-        probs.append(batch)
-        progress("predict", step + 1, steps)
+    for step, batch in enumerate(batches):
+        probs.append(views.predict(classifier, batch))
+        progress(task, step + 1, steps)
+    if not probs:
+        return np.zeros((0, len(classifier.info.classes)))
     return np.concatenate(probs).astype(np.float64)
 
 
@@ -302,6 +289,7 @@ def score(data: EvalData, probs: np.ndarray, classes: list[str], name: str, mode
         "classes_missing_from_data": [c for i, c in enumerate(classes) if i not in present],
         "excluded": excluded,
         "tta_flip": config.tta_flip,
+        "tta_zooms": list(config.tta_zooms),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=list(range(len(classes)))).tolist(),
     }
 
