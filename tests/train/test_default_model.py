@@ -51,3 +51,10 @@ def test_the_readme_model_card_publishes_the_recorded_scores(provenance):
     assert float(row[2]) == round(shipped["macro_f1"], 4)
     for name, recall in shipped["recall"].items():
         assert re.search(rf"^\| {name} \| [0-9.]+ \| {recall:.3f} \|", readme, re.MULTILINE), name
+    viewed = provenance["fer_plus_valid_with_views"]
+    row = re.search(r"^\| shipped int8 TFLite, 10 test-time views \| \*\*([0-9.]+)\*\* \| ([0-9.]+) \|$", readme, re.MULTILINE)
+    assert row, "model card row for the shipped model with test-time views not found"
+    assert (float(row[1]), float(row[2])) == (round(viewed["accuracy"], 4), round(viewed["macro_f1"], 4))
+    views = provenance["test_time_views"]
+    command = f'--set tta_flip=true --set "tta_zooms=[{", ".join(str(z) for z in views["tta_zooms"])}]"'
+    assert views["tta_flip"] and command in readme  # the README gives the command that reproduces the row
