@@ -121,7 +121,9 @@ def main() -> int:
     print(f"{len(frames)} frames of 640x480 with {args.faces} faces; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; decoding {capture_ms:.1f} ms/frame")
     rows = []
-    views = {"tta_flip": True, "tta_zooms": [0.96, 0.92, 0.88, 0.83]}
+    from aidentify.train.modelfile import default_model_path, read_metadata
+
+    views = read_metadata(default_model_path())["provenance"]["test_time_views"]  # the model card's set
     for name, overrides in (("AIdentify (default: detect every 3rd frame)", {}),
                             ("AIdentify (detect every frame)", {"detect": {"every": 1}}),
                             ("AIdentify (10 test-time views per face)", views)):

@@ -85,6 +85,11 @@ class TestTimeViews:
     flip: bool = False
     zooms: tuple[float, ...] = ()
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> TestTimeViews:
+        """The views a stage's config asks for (``tta_flip`` and ``tta_zooms``, in evaluate and live)."""
+        return cls(flip=settings.tta_flip, zooms=tuple(settings.tta_zooms))
+
     @property
     def count(self) -> int:
         return (1 + len(self.zooms)) * (2 if self.flip else 1)
@@ -108,7 +113,7 @@ class TestTimeViews:
 def _zoom_in(crops: np.ndarray, zoom: float) -> np.ndarray:
     """The centre ``zoom`` fraction of each crop, enlarged back to the crop's size (bilinear)."""
     size = crops.shape[1]
-    margin = int(round(size * (1.0 - zoom) / 2))
+    margin = round(size * (1.0 - zoom) / 2)
     if margin == 0:
         return crops
     inner = crops[:, margin:size - margin, margin:size - margin]

@@ -54,7 +54,7 @@ class LivePipeline:
     def __init__(self, classifier: Classifier, config: LiveConfig):
         self.classifier = classifier
         self.config = config
-        self.views = TestTimeViews(flip=config.tta_flip, zooms=tuple(config.tta_zooms))
+        self.views = TestTimeViews.from_settings(config)
         self.classes = classifier.info.classes
         self.cascade = load_cascade()
         self.tracker = Tracker(config.track)

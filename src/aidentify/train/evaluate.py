@@ -40,6 +40,12 @@ from aidentify.data.manifest import SPLITS, absolute_paths, read_manifest
 from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, DataError
 from aidentify.files import atomic_write_text
+from aidentify.live.classify import (
+    Classifier,
+    LiteRTClassifier,
+    TestTimeViews,
+    load_classifier,
+)
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.modelfile import resolve_model_path
 
@@ -84,7 +90,7 @@ def evaluate(model_paths: list[Path], data: str | None, out_dir: Path, config: E
             eval_data = loaded_sets[key]
             target = Path(out_dir) if len(resolved) == 1 else Path(out_dir) / name
             probs = predict_probabilities(model, eval_data.paths, metadata["input_size"], config.batch_size,
-                                          test_time_views(config), progress)
+                                          TestTimeViews.from_settings(config), progress)
             metrics = score(eval_data, probs, metadata["classes"], name, path, config)
             write_reports(target, eval_data, probs, metrics, metadata["classes"], config.worst_mistakes)
             results.append(EvalResult(name, path, target, metrics))
@@ -208,31 +214,20 @@ def _crop_faces(frame: pd.DataFrame, mode: str, metadata: dict[str, Any], out: P
     return paths, labels, ids
 
 
-def _load_for_inference(path: Path) -> tuple[Any, dict[str, Any]]:
+def _load_for_inference(path: Path) -> tuple[Classifier, dict[str, Any]]:
     """A batched classifier for the model file (LiteRT for ``.tflite``, Keras otherwise), with its metadata."""
-    from aidentify.live.classify import load_classifier
-
     classifier = load_classifier(path)
     return classifier, classifier.info.metadata
 
 
-def test_time_views(config: EvaluateConfig) -> Any:
-    """The views each image is classified in, as ``live`` would with the same settings."""
-    from aidentify.live.classify import TestTimeViews
-
-    return TestTimeViews(flip=config.tta_flip, zooms=tuple(config.tta_zooms))
-
-
-def predict_probabilities(classifier: Any, paths: list[str], size: int, batch_size: int, views: Any,
-                          progress: ProgressFn = no_progress) -> np.ndarray:
+def predict_probabilities(classifier: Classifier, paths: list[str], size: int, batch_size: int,
+                          views: TestTimeViews, progress: ProgressFn = no_progress) -> np.ndarray:
     """Class probabilities for each image, averaged over its test-time ``views``.
 
     Crops are read like the model's training data was: through ``make_dataset``
     for a Keras model, and with OpenCV for a ``.tflite`` file (LiteRT needs no
     TensorFlow, so neither does scoring one).
     """
-    from aidentify.live.classify import LiteRTClassifier
-
     steps = -(-len(paths) // batch_size)
     if isinstance(classifier, LiteRTClassifier):
         batches = (np.stack([resize_square(_read_crop(p), size) for p in paths[i * batch_size:(i + 1) * batch_size]])
