@@ -63,16 +63,20 @@ def test_densenet_trains_head_then_fine_tunes_top_layers(tiny_data, tmp_path):
     assert any(layer.trainable for layer in with_weights[-20:])
 
 
+def interrupted_after_first_epoch(config):
+    """Train ``config`` and press Ctrl-C at the end of epoch 1; the run folder it leaves to resume."""
+
+    def stop(info):
+        raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(config, TrainEvents(epoch=stop))
+    return stopped.value.run_dir
+
+
 def test_interrupted_run_resumes_to_the_planned_epochs(tiny_data, tmp_path):
     config = cnn_config(tiny_data, tmp_path, epochs=3)
-
-    def stop_after_first_epoch(info):
-        if info["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(TrainingInterrupted) as stop:
-        train(config, TrainEvents(epoch=stop_after_first_epoch))
-    run = stop.value.run_dir
+    run = interrupted_after_first_epoch(config)
     assert json.loads((run / "weights" / "state.json").read_text())["epoch"] == 1
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     result = train(config, resume=run)
@@ -80,6 +84,41 @@ def test_interrupted_run_resumes_to_the_planned_epochs(tiny_data, tmp_path):
     assert list(pd.read_csv(run / "results.csv")["epoch"]) == [0, 1, 2]
     assert not (run / ".lock").exists()
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_resumed_run_draws_new_augmentations_dropout_and_batch_order(tiny_data, tmp_path):
+    """Resuming must not replay epoch 1's random draws: the model has already fitted those exact images."""
+    import keras
+
+    from aidentify.train.fit import _build, random_stream_seed, reseed_random_layers, seed_everything
+
+    config = cnn_config(tiny_data, tmp_path, epochs=2)
+    run = interrupted_after_first_epoch(config)
+    last = run / "weights" / "last.keras"
+    faces = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 1), dtype=np.uint8)
+
+    def first_draws(model):
+        """What the first training step draws: the augmented faces and the head's dropout mask."""
+        augment = keras.Model(model.inputs, model.get_layer("aug_contrast").output)
+        return (np.asarray(augment(faces, training=True)),
+                np.asarray(model.get_layer("head_drop")(np.ones((1, 64)), training=True)))
+
+    seed_everything(config.seed)
+    epoch_one = first_draws(_build(config, 3))
+    seed_everything(config.seed)
+    loaded = keras.models.load_model(last)
+    for replayed, fresh in zip(first_draws(loaded), epoch_one):  # why reseeding is needed
+        assert np.array_equal(replayed, fresh)
+
+    seed = random_stream_seed(config.seed, resumes=1, epochs_done=1)
+    assert seed != config.seed and seed != random_stream_seed(config.seed, resumes=2, epochs_done=1)
+    assert random_stream_seed(config.seed, resumes=0, epochs_done=0) == config.seed  # fresh runs unchanged
+    seed_everything(seed)
+    resumed = keras.models.load_model(last)
+    reseed_random_layers(resumed, seed)
+    for new, fresh in zip(first_draws(resumed), epoch_one):
+        assert not np.array_equal(new, fresh)
+    assert train(config, resume=run).epochs_run == 2
 
 
 def test_same_seed_same_split_same_metrics(tiny_data, tmp_path):
@@ -115,13 +154,7 @@ def test_a_run_busy_in_another_process_is_not_resumed(tiny_data, tmp_path):
     from aidentify.errors import DataError
 
     config = cnn_config(tiny_data, tmp_path, epochs=2)
-
-    def stop(info):
-        raise KeyboardInterrupt
-
-    with pytest.raises(TrainingInterrupted) as stopped:
-        train(config, TrainEvents(epoch=stop))
-    run = stopped.value.run_dir
+    run = interrupted_after_first_epoch(config)
     (run / ".lock").write_text(str(os.getppid()))  # a live process that is not us
     with pytest.raises(DataError, match="being trained by process"):
         train(config, resume=run)
@@ -155,16 +188,10 @@ def test_init_weights_starts_a_new_run_from_a_trained_model(tiny_data, tmp_path)
 def test_a_resumed_run_keeps_where_its_weights_came_from(tiny_data, tmp_path):
     first = train(cnn_config(tiny_data, tmp_path, epochs=1))
     config = cnn_config(tiny_data, tmp_path, epochs=2, init_weights=first.run_dir)
-
-    def stop_after_first_epoch(info):
-        if info["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(TrainingInterrupted) as stop:
-        train(config, TrainEvents(epoch=stop_after_first_epoch))
-    started = json.loads((stop.value.run_dir / "run.json").read_text())
-    train(config, resume=stop.value.run_dir)
-    info = json.loads((stop.value.run_dir / "run.json").read_text())
+    run = interrupted_after_first_epoch(config)
+    started = json.loads((run / "run.json").read_text())
+    train(config, resume=run)
+    info = json.loads((run / "run.json").read_text())
     assert info["status"] == "finished" and info["epochs_done"] == 2
     for key in ("init_weights", "init_weights_sha256", "started"):  # what the ship script's provenance follows
         assert info[key] == started[key]

@@ -124,6 +124,47 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def random_stream_seed(seed: int, resumes: int, epochs_done: int) -> int:
+    """The seed for this process's shuffling, augmentation and dropout draws.
+
+    A fresh run uses the configured seed. A resumed run must not: every random
+    stream would restart where epoch 1 started, so the resumed epochs would replay
+    epoch 1's exact batches, augmented images and dropout masks, which the model
+    has already fitted. On the default model's third stage the replayed batches
+    scored 0.88 training accuracy against 0.85 for fresh ones, and the resumed
+    epochs trained on less variety. Each resume therefore gets its own seed,
+    derived from the configured one, so it is still reproducible.
+    """
+    if resumes == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, resumes, epochs_done]).generate_state(1)[0] >> 1)
+
+
+def reseed_random_layers(model: Any, seed: int) -> None:
+    """Give every random layer of a loaded model (augmentation, dropout) a new stream.
+
+    A ``.keras`` file stores each augmentation layer's configured seed but not how
+    far its generator had run, so a loaded model would draw epoch 1's augmentations again.
+    """
+    import keras
+    import numpy as np
+
+    generators = list({id(value): value for layer in _all_layers(model) for value in vars(layer).values()
+                       if isinstance(value, keras.random.SeedGenerator)}.values())
+    for generator, start in zip(generators, np.random.SeedSequence(seed).generate_state(len(generators))):
+        generator.state.assign(np.array([start, 0], dtype=generator.state.dtype))
+
+
+def _all_layers(model: Any) -> Iterator[Any]:
+    """The layers of ``model``, including those inside nested models (DenseNet's base)."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
 def make_strategy(kind: str) -> Any:
     """``auto``: MirroredStrategy over several GPUs, else the default strategy.
 
@@ -312,13 +353,15 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
     _quiet_tensorflow()
     import keras
 
-    seed_everything(config.seed)
+    resumes = len(_first_run_info(run_dir).get("resumed", [])) + 1 if resumed else 0
+    stream_seed = random_stream_seed(config.seed, resumes, state["epoch"])
+    seed_everything(stream_seed)
     data = load_training_input(Path(config.data_dir), config.labels, config.max_samples, config.seed)
     distillation = _distill_targets(config, data, events) if config.distill.teachers else {}
     strategy = make_strategy(config.strategy)
     mixed = _use_mixed_precision(config.mixed_precision)
     train_ds = make_dataset(data.train.paths, data.train.targets, config.image_size, config.batch_size,
-                            shuffle=True, seed=config.seed, cache=config.cache)
+                            shuffle=True, seed=stream_seed, cache=config.cache)
     val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,
                           cache=config.cache)
     steps = math.ceil(len(data.train.paths) / config.batch_size)
@@ -362,6 +405,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         last = run_dir / "weights" / "last.keras"
         if resumed:
             model = keras.models.load_model(last, compile=True)
+            reseed_random_layers(model, stream_seed)
         else:
             model = _build(config, len(data.classes))
             if init_source is not None:
@@ -453,13 +497,20 @@ def _resumed_run_info(run_dir: Path, run_info: dict) -> dict:
     A resumed run starts from its own ``last.keras``, so it cannot recompute these;
     without them the run would look as if it had started from random weights.
     """
-    try:
-        first = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
+    first = _first_run_info(run_dir)
+    if not first:
         return run_info
     kept = {k: first[k] for k in ("init_weights", "init_weights_sha256", "distill", "started") if k in first}
     resumed = [*first.get("resumed", []), run_info["started"]]
     return {**run_info, **kept, "resumed": resumed}
+
+
+def _first_run_info(run_dir: Path) -> dict:
+    """The ``run.json`` an earlier start of this run wrote (empty if unreadable)."""
+    try:
+        return json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _finish_run(run_dir: Path, run_info: dict, state: dict, status: str) -> None:
