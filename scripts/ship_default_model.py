@@ -1,6 +1,6 @@
 """Turn a finished training run into the default model shipped in the package.
 
-    python scripts/ship_default_model.py runs/cnn/default-cycle3 [--kind int8|float32]
+    python scripts/ship_default_model.py runs/cnn/default-cycle4 [--kind int8|float32]
 
 Exports the run's best.keras to TFLite (checked against Keras by `export`),
 scores the export on the pipeline's val split (FER+ Valid), one view per face
@@ -29,11 +29,12 @@ from aidentify.train.evaluate import evaluate, plot_confusion
 from aidentify.train.modelfile import DEFAULT_MODEL, embed_tflite_metadata, read_metadata
 
 CONFUSION_SVG = Path("docs/default-model-confusion.svg")
-# The recipe `make default-model` runs: a first cosine cycle, then two more, each from the best weights before it.
+# The recipe `make default-model` runs: a first cosine cycle, then three more, each from the best weights before it.
 TRAIN_COMMANDS = [
     "aidentify train --model cnn --config configs/default-model/train_cnn.yaml",
     "aidentify train --model cnn --config configs/default-model/cycle2/train_cnn.yaml",
     "aidentify train --model cnn --config configs/default-model/cycle3/train_cnn.yaml",
+    "aidentify train --model cnn --config configs/default-model/cycle4/train_cnn.yaml",
 ]
 # The test-time views the model card reports (evaluate/live --set tta_flip=true --set tta_zooms=[...]):
 # the original, four centre zooms (1 to 4 px per side at 48 px) and the mirror of each, 10 views.
