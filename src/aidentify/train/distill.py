@@ -40,18 +40,17 @@ def resolve_teachers(settings: Distillation, classes: list[str]) -> list[Path]:
 def teacher_probabilities(teachers: list[Path], paths: list[str], tta_flip: bool, batch_size: int = 256,
                           progress: ProgressFn = no_progress) -> np.ndarray:
     """The teachers' mean class probabilities for each image, at each teacher's own input size."""
-    from aidentify.live.classify import TestTimeViews
-    from aidentify.train.evaluate import _load_for_inference, predict_probabilities
+    from aidentify.live.classify import TestTimeViews, load_classifier
+    from aidentify.train.evaluate import predict_probabilities
 
     total = np.zeros(0)
     for number, teacher in enumerate(teachers, 1):
-        model, metadata = _load_for_inference(teacher)
+        model = load_classifier(teacher)
 
         def report(task: str, done: int, steps: int, number: int = number) -> None:
             progress(f"teacher {number}/{len(teachers)} {task}", done, steps)
 
-        probs = predict_probabilities(model, paths, int(metadata["input_size"]), batch_size,
-                                      TestTimeViews(flip=tta_flip), report)
+        probs = predict_probabilities(model, paths, batch_size, TestTimeViews(flip=tta_flip), report)
         total = probs if number == 1 else total + probs
         del model
     return (total / len(teachers)).astype(np.float32)

@@ -83,13 +83,14 @@ def evaluate(model_paths: list[Path], data: str | None, out_dir: Path, config: E
         loaded_sets: dict[str, EvalData] = {}
         members: list[tuple[Path, EvalData, np.ndarray, list[str]]] = []
         for name, path in zip(names, resolved):
-            model, metadata = _load_for_inference(path)
+            classifier = load_classifier(path)
+            metadata = classifier.info.metadata
             key = json.dumps([metadata.get("faces"), metadata.get("prepared_size")], sort_keys=True)
             if key not in loaded_sets:
                 loaded_sets[key] = load_eval_data(data, config, metadata, Path(scratch) / f"set{len(loaded_sets)}", progress)
             eval_data = loaded_sets[key]
             target = Path(out_dir) if len(resolved) == 1 else Path(out_dir) / name
-            probs = predict_probabilities(model, eval_data.paths, metadata["input_size"], config.batch_size,
+            probs = predict_probabilities(classifier, eval_data.paths, config.batch_size,
                                           TestTimeViews.from_settings(config), progress)
             metrics = score(eval_data, probs, metadata["classes"], name, path, config)
             write_reports(target, eval_data, probs, metrics, metadata["classes"], config.worst_mistakes)
@@ -214,20 +215,15 @@ def _crop_faces(frame: pd.DataFrame, mode: str, metadata: dict[str, Any], out: P
     return paths, labels, ids
 
 
-def _load_for_inference(path: Path) -> tuple[Classifier, dict[str, Any]]:
-    """A batched classifier for the model file (LiteRT for ``.tflite``, Keras otherwise), with its metadata."""
-    classifier = load_classifier(path)
-    return classifier, classifier.info.metadata
-
-
-def predict_probabilities(classifier: Classifier, paths: list[str], size: int, batch_size: int,
-                          views: TestTimeViews, progress: ProgressFn = no_progress) -> np.ndarray:
-    """Class probabilities for each image, averaged over its test-time ``views``.
+def predict_probabilities(classifier: Classifier, paths: list[str], batch_size: int, views: TestTimeViews,
+                          progress: ProgressFn = no_progress) -> np.ndarray:
+    """Class probabilities for each image at the model's input size, averaged over its test-time ``views``.
 
     Crops are read like the model's training data was: through ``make_dataset``
     for a Keras model, and with OpenCV for a ``.tflite`` file (LiteRT needs no
     TensorFlow, so neither does scoring one).
     """
+    size = classifier.info.input_size
     steps = -(-len(paths) // batch_size)
     if isinstance(classifier, LiteRTClassifier):
         batches = (np.stack([resize_square(_read_crop(p), size) for p in paths[i * batch_size:(i + 1) * batch_size]])

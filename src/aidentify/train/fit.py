@@ -353,7 +353,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
     _quiet_tensorflow()
     import keras
 
-    resumes = len(_first_run_info(run_dir).get("resumed", [])) + 1 if resumed else 0
+    first_start = _first_run_info(run_dir) if resumed else {}
+    resumes = len(first_start.get("resumed", [])) + 1 if resumed else 0
     stream_seed = random_stream_seed(config.seed, resumes, state["epoch"])
     seed_everything(stream_seed)
     data = load_training_input(Path(config.data_dir), config.labels, config.max_samples, config.seed)
@@ -398,7 +399,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     if resumed:
-        run_info = _resumed_run_info(run_dir, run_info)
+        run_info = _resumed_run_info(first_start, run_info)
     atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
 
     with strategy.scope():
@@ -491,13 +492,12 @@ def _read_results(run_dir: Path):
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
-def _resumed_run_info(run_dir: Path, run_info: dict) -> dict:
+def _resumed_run_info(first: dict, run_info: dict) -> dict:
     """Keep what only the first start knew: where the weights came from, the teachers, the start time.
 
     A resumed run starts from its own ``last.keras``, so it cannot recompute these;
     without them the run would look as if it had started from random weights.
     """
-    first = _first_run_info(run_dir)
     if not first:
         return run_info
     kept = {k: first[k] for k in ("init_weights", "init_weights_sha256", "distill", "started") if k in first}
