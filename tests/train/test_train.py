@@ -198,8 +198,8 @@ def test_a_resumed_run_keeps_where_its_weights_came_from(tiny_data, tmp_path):
     assert len(info["resumed"]) == 1
 
 
-def test_init_weights_from_another_architecture_or_a_tflite_is_refused(tiny_data, tmp_path):
-    from aidentify.errors import ConfigError
+def test_init_weights_from_another_architecture_or_an_unreadable_file_is_refused(tiny_data, tmp_path):
+    from aidentify.errors import ConfigError, DataError
 
     first = train(cnn_config(tiny_data, tmp_path, epochs=1))
     wider = cnn_config(tiny_data, tmp_path, init_weights=first.run_dir)
@@ -209,7 +209,7 @@ def test_init_weights_from_another_architecture_or_a_tflite_is_refused(tiny_data
     with pytest.raises(ConfigError, match="image_size"):
         train(cnn_config(tiny_data, tmp_path, init_weights=first.run_dir).model_copy(update={"image_size": 40}))
     flat = tmp_path / "model.tflite"
-    flat.write_bytes(b"not used")
-    with pytest.raises(ConfigError, match="no trainable weights"):
+    flat.write_bytes(b"not a flatbuffer")
+    with pytest.raises(DataError, match="not a readable .tflite"):
         train(cnn_config(tiny_data, tmp_path, init_weights=flat))
     assert sorted(p.name for p in (tmp_path / "runs" / "cnn").iterdir()) == ["exp"]  # refused runs leave nothing

@@ -35,7 +35,10 @@ from aidentify.errors import ConfigError, DataError
 from aidentify.files import atomic_write_text, sha256_file
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.data import TrainingInput, balanced_class_weights, load_training_input, make_dataset
-from aidentify.train.modelfile import read_metadata, resolve_model_path, save_model
+from aidentify.train.modelfile import default_model_path, read_metadata, resolve_model_path, save_model
+
+# Training images that set the BatchNorm statistics of a model unfolded from .tflite (init_weights).
+TFLITE_CALIBRATION_IMAGES = 1024
 
 
 class TrainingInterrupted(Exception):
@@ -217,30 +220,45 @@ def _build(config: TrainCommon, n_classes: int) -> Any:
     return build_densenet(config.image_size, n_classes, config.densenet, config.augmentation, config.seed)
 
 
-def _initial_weights_source(config: TrainCommon, classes: list[str]) -> Path:
-    """Check that ``init_weights`` names a Keras model of the same kind, classes and input size.
+def _initial_weights_source(config: TrainCommon, classes: list[str]) -> tuple[Path, dict[str, Any]]:
+    """Check that ``init_weights`` names a model of the same kind, classes and input size.
 
-    Starting from trained weights is how a second cosine cycle continues a run
+    Starting from trained weights is how a further cosine cycle continues a run
     (the default model's recipe) and how a user fine-tunes a model on new data;
     a model made for other classes or another input size cannot seed this one.
+    ``default`` names the model shipped with the package. Returns the model file
+    and its metadata.
     """
-    source = resolve_model_path(Path(config.init_weights))
-    if source.suffix.lower() != ".keras":
-        raise ConfigError(f"init_weights must be a .keras model or a run folder, not {source.name} "
-                          "(.tflite files hold no trainable weights)")
+    name = Path(config.init_weights)
+    source = default_model_path() if str(name) == "default" else resolve_model_path(name)
+    if source.suffix.lower() == ".tflite" and config.model != "cnn":
+        raise ConfigError(f"init_weights {source.name}: only the custom CNN can start from a .tflite file; "
+                          "give the densenet run folder or its .keras model")
     metadata = read_metadata(source)
     expected = {"model": config.model, "classes": classes, "input_size": config.image_size}
     for key, value in expected.items():
         if metadata.get(key) != value:
             raise ConfigError(f"init_weights {source} has {key} {metadata.get(key)!r}, this run needs {value!r}; "
                               "start from a model trained with the same classes, model and image_size")
-    return source
+    return source, metadata
 
 
-def _load_initial_weights(model: Any, source: Path) -> None:
-    """Copy every layer's weights from ``source`` into the freshly built ``model`` (matched by name)."""
+def _load_initial_weights(model: Any, source: Path, calibration_paths: list[str], image_size: int) -> str:
+    """Copy the weights of ``source`` into the freshly built ``model``; returns what was done, for the log.
+
+    A ``.keras`` model gives its weights layer by layer (matched by name); a
+    ``.tflite`` export is unfolded by :mod:`aidentify.train.tflite_weights`,
+    which needs a sample of training images for the BatchNorm statistics.
+    """
     import keras
 
+    if source.suffix.lower() == ".tflite":
+        from aidentify.train.tflite_weights import load_tflite_weights
+
+        images = _sample_images(calibration_paths, image_size, TFLITE_CALIBRATION_IMAGES)
+        difference = load_tflite_weights(model, source, images)
+        return (f"starting from the weights of {source}, unfolded from TFLite (BatchNorm statistics from "
+                f"{len(images)} training images; largest probability difference {difference:.4f})")
     trained = keras.models.load_model(source, compile=False)
     by_name = {layer.name: layer for layer in trained.layers}
     for layer in model.layers:
@@ -251,6 +269,16 @@ def _load_initial_weights(model: Any, source: Path) -> None:
             raise ConfigError(f"init_weights {source} does not match this architecture at layer {layer.name!r}; "
                               "use the same cnn/densenet settings as the run it came from")
         layer.set_weights(other.get_weights())
+    return f"starting from the weights of {source}"
+
+
+def _sample_images(paths: list[str], image_size: int, count: int) -> Any:
+    """``count`` images spread evenly over ``paths`` (which are grouped by class), as one uint8 array."""
+    import numpy as np
+
+    step = max(1, len(paths) // count)
+    dataset = make_dataset(paths[::step][:count], None, image_size, batch_size=256, cache="none")
+    return np.concatenate([batch.numpy() for batch in dataset])
 
 
 def _distill_targets(config: TrainCommon, data: TrainingInput, events: TrainEvents) -> dict[str, Any]:
@@ -366,7 +394,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
     val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,
                           cache=config.cache)
     steps = math.ceil(len(data.train.paths) / config.batch_size)
-    init_source = _initial_weights_source(config, data.classes) if config.init_weights and not resumed else None
+    init_source, init_metadata = (_initial_weights_source(config, data.classes) if config.init_weights
+                                  and not resumed else (None, {}))
     metadata = {
         "format": 1,
         "model": config.model,
@@ -394,6 +423,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "mixed_precision": mixed,
         "cpu_threads": worker_count(0),
         **({"init_weights": str(init_source), "init_weights_sha256": sha256_file(init_source)} if init_source else {}),
+        # A shipped model's own history, so the new model's provenance can go back past it.
+        **({"init_weights_provenance": init_metadata["provenance"]} if "provenance" in init_metadata else {}),
         **({"distill": distillation} if distillation else {}),
         "versions": _versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -410,8 +441,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         else:
             model = _build(config, len(data.classes))
             if init_source is not None:
-                _load_initial_weights(model, init_source)
-                events.message(f"starting from the weights of {init_source}")
+                events.message(_load_initial_weights(model, init_source, data.train.paths, config.image_size))
             _compile(model, config, config.learning_rate, steps, config.epochs)
     class_weight = balanced_class_weights(data.class_counts, data.classes) if config.class_weights == "balanced" else None
 
@@ -500,7 +530,8 @@ def _resumed_run_info(first: dict, run_info: dict) -> dict:
     """
     if not first:
         return run_info
-    kept = {k: first[k] for k in ("init_weights", "init_weights_sha256", "distill", "started") if k in first}
+    kept = {k: first[k] for k in ("init_weights", "init_weights_sha256", "init_weights_provenance", "distill",
+                                  "started") if k in first}
     resumed = [*first.get("resumed", []), run_info["started"]]
     return {**run_info, **kept, "resumed": resumed}
 
