@@ -1,6 +1,7 @@
 """evaluate: on the pipeline's split and on a generated folder with other class names."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -123,3 +124,24 @@ def test_tflite_export_scores_like_its_keras_model_and_no_model_means_the_shippe
     [shipped] = evaluate([], None, tmp_path / "default", config)
     assert shipped.model_path == default_model_path()
     assert shipped.metrics["n"] == keras_result.metrics["n"]
+
+
+@pytest.mark.parametrize("side", [96, 100, 61])
+def test_a_tflite_model_is_scored_on_the_pixels_its_keras_model_trained_on(tmp_path, side):
+    # Keras models read crops through the training loader (TensorFlow), .tflite files through OpenCV.
+    # Shrinking 96 px crops to 48 by a whole factor once rounded differently there (12% of pixels).
+    from aidentify.data.faces import resize_square
+    from aidentify.train.data import make_dataset
+    from aidentify.train.evaluate import _read_crop
+
+    paths = []
+    for seed in range(4):
+        paths.append(str(tmp_path / f"{seed}.png"))
+        write_image(Path(paths[-1]), texture(seed, side))
+    [loaded] = list(make_dataset(paths, None, 48, batch_size=4, cache="none").as_numpy_iterator())
+    read = np.stack([resize_square(_read_crop(p), 48) for p in paths])[..., None]
+    difference = np.abs(loaded.astype(int) - read)
+    if side % 48 == 0:
+        assert np.array_equal(loaded, read)
+    else:  # the two float sums may land on either side of a half on a rare pixel
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.005

@@ -221,7 +221,7 @@ def predict_probabilities(classifier: Classifier, paths: list[str], batch_size: 
 
     Crops are read like the model's training data was: through ``make_dataset``
     for a Keras model, and with OpenCV for a ``.tflite`` file (LiteRT needs no
-    TensorFlow, so neither does scoring one).
+    TensorFlow, so neither does scoring one); ``resize_square`` gives the same pixels.
     """
     size = classifier.info.input_size
     steps = -(-len(paths) // batch_size)
