@@ -157,6 +157,10 @@ def test_tflite_metadata_round_trip_and_damaged_files(tmp_path):
     flatbuffer = default_model_path().read_bytes()
     updated = embed_tflite_metadata(flatbuffer, {"classes": ["a", "b"], "input_size": 48})
     assert read_tflite_metadata(updated)["classes"] == ["a", "b"]
+    # embedding again replaces the JSON instead of leaving the old copy inside the file
+    again = embed_tflite_metadata(updated, {"classes": ["c", "d"], "input_size": 48})
+    assert read_tflite_metadata(again)["classes"] == ["c", "d"]
+    assert len(again) == len(updated) and b'"a"' not in again
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(DataError, match="not a readable .tflite"):
