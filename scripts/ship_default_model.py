@@ -91,14 +91,11 @@ def _scores(metrics: dict) -> dict:
     return kept
 
 
-def score_on_valid(model: Path, data_dir: Path, scratch: Path, with_views: bool) -> tuple[dict, dict | None]:
-    """FER+ Valid scores of ``model``, one view per face and (``with_views``) with the model card's views.
-
-    The one-view evaluation also draws the model card's confusion matrix when ``with_views`` is set
-    (that is, for the file that ships).
-    """
+def score_on_valid(model: Path, data_dir: Path, scratch: Path, shipped: bool) -> tuple[dict, dict | None]:
+    """FER+ Valid scores of ``model`` with one view per face; for the ``shipped`` file also with the
+    model card's views (second value, else None), and its confusion matrix drawn for the model card."""
     [result] = evaluate([model], "val", scratch / "eval", EvaluateConfig(data_dir=data_dir))
-    if not with_views:
+    if not shipped:
         return _scores(result.metrics), None
     write_confusion_svg(result.metrics, read_metadata(model)["classes"])
     [viewed] = evaluate([model], "val", scratch / "eval-views", EvaluateConfig(data_dir=data_dir, **TEST_TIME_VIEWS))
@@ -110,11 +107,10 @@ def ship_run(run: Path, kind: str, data_dir: Path) -> tuple[bytes, dict]:
     run_info = json.loads((run / "run.json").read_text())
     with tempfile.TemporaryDirectory() as scratch:
         exported = {e.kind: e for e in export_model(run, Path(scratch) / "export")}
-        scores, with_views = {}, None
+        scores, views = {}, {}
         for item_kind, item in exported.items():
-            shipped = item_kind == kind
-            scores[item_kind], viewed = score_on_valid(item.path, data_dir, Path(scratch) / item_kind, shipped)
-            with_views = viewed if shipped else with_views
+            scores[item_kind], views[item_kind] = score_on_valid(item.path, data_dir, Path(scratch) / item_kind,
+                                                                 shipped=item_kind == kind)
         stages = training_stages(run)
         if len(stages) != len(TRAIN_COMMANDS):
             raise SystemExit(f"error: {run} comes from {len(stages)} training stages, the recipe has "
@@ -129,7 +125,7 @@ def ship_run(run: Path, kind: str, data_dir: Path) -> tuple[bytes, dict]:
             "shipped": kind,
             "fer_plus_valid": scores,
             "test_time_views": TEST_TIME_VIEWS,
-            "fer_plus_valid_with_views": with_views,
+            "fer_plus_valid_with_views": views[kind],
         }
         metadata = read_metadata(exported[kind].path)
         return exported[kind].path.read_bytes(), {**metadata, "provenance": provenance}
@@ -145,7 +141,7 @@ def rescore_shipped(data_dir: Path) -> tuple[bytes, dict]:
     provenance = metadata["provenance"]
     kind = provenance["shipped"]
     with tempfile.TemporaryDirectory() as scratch:
-        scores, with_views = score_on_valid(DEFAULT_MODEL, data_dir, Path(scratch), with_views=True)
+        scores, with_views = score_on_valid(DEFAULT_MODEL, data_dir, Path(scratch), shipped=True)
     earlier = {key: provenance[key] for key in ("fer_plus_valid", "fer_plus_valid_with_views")}
     provenance.update(fer_plus_valid={kind: scores}, fer_plus_valid_with_views=with_views,
                       rescored=time.strftime("%Y-%m-%d"), scores_before_rescoring=earlier)

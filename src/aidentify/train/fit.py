@@ -35,7 +35,7 @@ from aidentify.errors import ConfigError, DataError
 from aidentify.files import atomic_write_text, sha256_file
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.data import TrainingInput, balanced_class_weights, load_training_input, make_dataset
-from aidentify.train.modelfile import default_model_path, read_metadata, resolve_model_path, save_model
+from aidentify.train.modelfile import read_metadata, resolve_model_path, save_model
 
 # Training images that set the BatchNorm statistics of a model unfolded from .tflite (init_weights).
 TFLITE_CALIBRATION_IMAGES = 1024
@@ -230,7 +230,7 @@ def _initial_weights_source(config: TrainCommon, classes: list[str]) -> tuple[Pa
     and its metadata.
     """
     name = Path(config.init_weights)
-    source = default_model_path() if str(name) == "default" else resolve_model_path(name)
+    source = resolve_model_path(None if str(name) == "default" else name)  # None: the shipped model
     if source.suffix.lower() == ".tflite" and config.model != "cnn":
         raise ConfigError(f"init_weights {source.name}: only the custom CNN can start from a .tflite file; "
                           "give the densenet run folder or its .keras model")
