@@ -63,6 +63,8 @@ def training_stages(run: Path) -> list[dict]:
     """What each run of the recipe did, oldest first, following ``init_weights`` back to random weights.
 
     ``init_weights`` is recorded relative to where training ran; ``run`` tells where that was.
+    A run that started from a shipped model (a .tflite with provenance) takes that model's stages
+    from its record, since no run folder lies behind the package's file.
     """
     run_info = json.loads((run / "run.json").read_text())
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -78,6 +80,8 @@ def training_stages(run: Path) -> list[dict]:
     if not run_info.get("init_weights"):
         return [stage]
     stage["init_weights_sha256"] = run_info["init_weights_sha256"]
+    if "init_weights_provenance" in run_info:
+        return [*run_info["init_weights_provenance"]["stages"], stage]
     workdir = run.resolve().parents[2]  # <workdir>/<project>/<model>/<run>
     parent = Path(run_info["init_weights"])
     parent = parent if parent.is_absolute() else workdir / parent
@@ -105,16 +109,16 @@ def score_on_valid(model: Path, data_dir: Path, scratch: Path, shipped: bool) ->
 def ship_run(run: Path, kind: str, data_dir: Path) -> tuple[bytes, dict]:
     """Export, score and describe the best checkpoint of ``run``; returns the file to ship and its provenance."""
     run_info = json.loads((run / "run.json").read_text())
+    stages = training_stages(run)  # before anything is scored or drawn: a refused run changes nothing
+    if len(stages) != len(TRAIN_COMMANDS):
+        raise SystemExit(f"error: {run} comes from {len(stages)} training stages, the recipe has "
+                         f"{len(TRAIN_COMMANDS)}; ship the run of its last stage")
     with tempfile.TemporaryDirectory() as scratch:
         exported = {e.kind: e for e in export_model(run, Path(scratch) / "export")}
         scores, views = {}, {}
         for item_kind, item in exported.items():
             scores[item_kind], views[item_kind] = score_on_valid(item.path, data_dir, Path(scratch) / item_kind,
                                                                  shipped=item_kind == kind)
-        stages = training_stages(run)
-        if len(stages) != len(TRAIN_COMMANDS):
-            raise SystemExit(f"error: {run} comes from {len(stages)} training stages, the recipe has "
-                             f"{len(TRAIN_COMMANDS)}; ship the run of its last stage")
         provenance = {
             "commands": TRAIN_COMMANDS,
             "stages": stages,
