@@ -144,6 +144,7 @@ class Augmentation(StrictModel):
     shift: float = Field(default=0.1, ge=0.0, le=0.5)
     zoom: float = Field(default=0.1, ge=0.0, le=0.5)
     contrast: float = Field(default=0.2, ge=0.0, le=1.0)
+    erasing: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class EarlyStop(StrictModel):

@@ -44,6 +44,29 @@ def test_saved_model_takes_raw_uint8_crops_and_is_deterministic_at_inference(tin
     assert np.allclose(first, model.predict(batch, verbose=0), atol=1e-5)
 
 
+def test_random_erasing_greys_out_one_rectangle_in_training_only(tiny_data, tmp_path):
+    """Half the training faces lose one grey rectangle; a saved model reads its faces untouched."""
+    from aidentify.config import Augmentation
+    from aidentify.live.export import export_model
+    from aidentify.train.models import ERASE_FILL, augmentation_layers
+
+    only_erasing = {"flip": False, "rotation": 0, "shift": 0, "zoom": 0, "contrast": 0, "erasing": 0.5}
+    result = train(cnn_config(tiny_data, tmp_path, augmentation=only_erasing))
+    model, _ = load_model(result.run_dir)
+    erase = model.get_layer("aug_erase")
+    faces = np.full((400, 32, 32, 1), 7, dtype=np.float32)
+    grey = (np.asarray(erase(faces, training=True)) == ERASE_FILL).reshape(len(faces), -1)
+    erased = grey.any(axis=1)
+    assert 0.4 < erased.mean() < 0.6
+    share = grey[erased].mean(axis=1)
+    assert share.min() >= 0.015 and share.max() <= 0.34
+    rows, cols = np.nonzero(grey[erased][0].reshape(32, 32))  # one filled rectangle, not scattered pixels
+    assert len(rows) == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+    assert np.array_equal(np.asarray(erase(faces, training=False)), faces)
+    assert [exported.kind for exported in export_model(result.run_dir, tmp_path)] == ["float32", "int8"]
+    assert "aug_erase" not in [layer.name for layer in augmentation_layers(Augmentation(), seed=0)]  # off by default
+
+
 def test_densenet_trains_head_then_fine_tunes_top_layers(tiny_data, tmp_path):
     messages = []
     result = train(densenet_config(tiny_data, tmp_path), TrainEvents(message=messages.append))

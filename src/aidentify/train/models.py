@@ -15,10 +15,18 @@ from aidentify.config import Augmentation, CnnArchitecture, DenseNetArchitecture
 # DenseNet's own preprocessing ("torch" mode): x/255, then ImageNet mean and std per channel.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Grey level of an erased rectangle: the middle of the 0-255 range the augmentation layers see.
+ERASE_FILL = 128.0
 
 
 def augmentation_layers(config: Augmentation, seed: int) -> list[Any]:
-    """Random flip/rotation/shift/zoom/contrast layers (identity at inference)."""
+    """Random flip/rotation/shift/zoom/contrast/erasing layers (identity at inference).
+
+    Erasing (Zhong et al., 2017) greys out one random rectangle, 2-33% of the face,
+    in a share of the training images, so the model cannot lean on one region
+    (the mouth, say) and must also read the rest of the face, as it must when a
+    hand or glasses cover part of it.
+    """
     from keras import layers
 
     stack = []
@@ -33,6 +41,11 @@ def augmentation_layers(config: Augmentation, seed: int) -> list[Any]:
         stack.append(layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed, name="aug_zoom"))
     if config.contrast:
         stack.append(layers.RandomContrast(config.contrast, seed=seed, name="aug_contrast"))
+    if config.erasing:
+        # factor (p, p): erase with probability exactly p (a single float would draw p from [0, p]).
+        # Mid-grey fill: Keras's default fill is unclipped noise of +-3 x 255, far outside the pixel range.
+        stack.append(layers.RandomErasing(factor=(config.erasing, config.erasing), fill_value=ERASE_FILL,
+                                          value_range=(0, 255), seed=seed, name="aug_erase"))
     return stack
 
 
