@@ -123,7 +123,7 @@ def test_a_resumed_run_draws_new_augmentations_dropout_and_batch_order(tiny_data
 
     def first_draws(model):
         """What the first training step draws: the augmented faces and the head's dropout mask."""
-        augment = keras.Model(model.inputs, model.get_layer("aug_contrast").output)
+        augment = keras.Model(model.input, model.get_layer("aug_contrast").output)
         return (np.asarray(augment(faces, training=True)),
                 np.asarray(model.get_layer("head_drop")(np.ones((1, 64)), training=True)))
 
