@@ -162,12 +162,6 @@ def _calibrate_batch_norms(model: Any, pairs: list[tuple[Any, Any | None]], imag
                           mean.astype(np.float32), variance.astype(np.float32)])
 
 
-def _tflite_probabilities(source: Path, images: np.ndarray) -> np.ndarray:
-    from aidentify.live.classify import load_classifier
-
-    return load_classifier(source, backend="litert")(images)
-
-
 def load_tflite_weights(model: Any, source: Path, images: np.ndarray) -> float:
     """Fill the freshly built CNN ``model`` with the weights of the exported ``source``.
 
@@ -175,11 +169,13 @@ def load_tflite_weights(model: Any, source: Path, images: np.ndarray) -> float:
     the BatchNorm statistics and check the result. Returns the largest
     difference in any probability between the rebuilt model and ``source``.
     """
+    from aidentify.live.classify import load_classifier
+
     pairs = _weighted_layers(model)
     _set_folded(model, pairs, read_folded_layers(source), source)
     _calibrate_batch_norms(model, pairs, images)
     rebuilt = model.predict(images, batch_size=64, verbose=0)
-    difference = float(np.abs(rebuilt - _tflite_probabilities(source, images)).max())
+    difference = float(np.abs(rebuilt - load_classifier(source, backend="litert")(images)).max())
     if difference > MAX_PROBABILITY_DIFFERENCE:
         raise ConfigError(f"init_weights {source}: the rebuilt model disagrees with the .tflite file by "
                           f"{difference:.3f} in probability; it was not exported from this architecture")
