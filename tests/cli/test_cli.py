@@ -1,6 +1,8 @@
 """The command line: help, exit codes, one-line errors, lazy TensorFlow."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -8,6 +10,7 @@ import textwrap
 from typer.testing import CliRunner
 
 from aidentify.cli import app
+from aidentify.native_logs import ABSL_BANNER
 
 runner = CliRunner()
 
@@ -93,3 +96,22 @@ def test_help_data_stages_and_live_with_a_tflite_model_never_import_tensorflow(t
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+def test_train_command_prints_its_device_and_none_of_tensorflows_start_up_notices(tiny_data, tmp_path):
+    """The real CLI in a fresh process, where TensorFlow's first import happens."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.argv = ["aidentify", "train", "--model", "cnn", "--set", "data_dir={tiny_data / 'augmented'}",
+                    "--set", "project={tmp_path / 'runs'}", "--set", "image_size=32", "--set", "epochs=1",
+                    "--set", "batch_size=16", "--set", "tensorboard=false", "--set", "cnn.filters=[8,16]",
+                    "--set", "cnn.convs_per_block=1", "--set", "cnn.dense_units=16"]
+        from aidentify.cli import main
+        main()
+    """)
+    user_env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=user_env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r"^device: (CPU, \d+ threads|\d+ GPUs?)", out.stdout, re.M), out.stdout
+    assert ABSL_BANNER not in out.stderr
+    assert not re.search(r"^[IW]\d{4} \d\d:\d\d:\d+", out.stderr, re.M), out.stderr[-3000:]

@@ -6,8 +6,6 @@ the library arrive as :class:`aidentify.errors.AidentifyError` and leave as a
 single ``error: ...`` line with exit code 1.
 """
 
-import os
-
 from aidentify.cli.app import app
 from aidentify.cli import data as _data_commands  # noqa: F401  (registers commands)
 from aidentify.cli import train as _train_commands  # noqa: F401
@@ -16,8 +14,6 @@ from aidentify.cli import live as _live_commands  # noqa: F401
 
 def main() -> None:
     """Console-script entry point."""
-    # TensorFlow's C++ info and warning lines are noise for a command-line user.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     app()
 
 

@@ -18,10 +18,6 @@ probabilities are averaged, in the same single batched call.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +26,7 @@ import cv2
 import numpy as np
 
 from aidentify.errors import DataError
+from aidentify.native_logs import import_tensorflow, native_stderr_silenced
 from aidentify.train.modelfile import load_model, read_metadata, resolve_model_path
 
 # Batch sizes a LiteRT interpreter is prepared for; a frame's faces are padded
@@ -139,8 +136,7 @@ def keras_to_tflite(model: Any, dynamic_int8: bool = False) -> bytes:
     import contextlib
     import io
 
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if dynamic_int8:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -163,7 +159,7 @@ class LiteRTClassifier:
             from ai_edge_litert.interpreter import Interpreter
 
             try:
-                with _native_stderr_silenced():  # hides LiteRT's "Created XNNPACK delegate" INFO line
+                with native_stderr_silenced():  # hides LiteRT's "Created XNNPACK delegate" INFO line
                     interpreter = Interpreter(model_content=self._flatbuffer, num_threads=self._threads)
                     detail = interpreter.get_input_details()[0]
                     size, channels = self.info.input_size, self.info.channels
@@ -200,8 +196,7 @@ class KerasClassifier:
     """A ``.keras`` model behind a ``tf.function`` traced once for any batch size."""
 
     def __init__(self, path: Path, info: ModelInfo):
-        import tensorflow as tf
-
+        tf = import_tensorflow()
         self.info = info
         model, _ = load_model(path)
         shape = tuple(model.input_shape[1:])
@@ -217,28 +212,6 @@ class KerasClassifier:
         if len(crops) == 0:
             return np.zeros((0, len(self.info.classes)), np.float32)
         return self._run(crops).numpy()
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what LiteRT's C++ core prints on stderr ("INFO: Created TensorFlow Lite XNNPACK delegate").
-
-    Failures still surface: they arrive as Python exceptions.
-    """
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced (tests, notebooks)
-        yield
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _as_batch(crops: np.ndarray, info: ModelInfo) -> np.ndarray:

@@ -33,6 +33,7 @@ from aidentify.config import TRAIN_CONFIGS, TrainCommon, dump_config, load_confi
 from aidentify.data.images import worker_count
 from aidentify.errors import ConfigError, DataError
 from aidentify.files import atomic_write_text, sha256_file
+from aidentify.native_logs import import_tensorflow
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.data import TrainingInput, balanced_class_weights, load_training_input, make_dataset
 from aidentify.train.modelfile import read_metadata, resolve_model_path, save_model
@@ -114,10 +115,6 @@ def _trim_results(run_dir: Path, epochs_done: int) -> None:
         atomic_write_text(run_dir / "results.csv", results[results["epoch"] < epochs_done].to_csv(index=False))
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def seed_everything(seed: int) -> None:
     """Same seed and config give the same split, the same batches and, on CPU, the same metrics."""
     import keras
@@ -186,6 +183,25 @@ def make_strategy(kind: str) -> Any:
     if "TF_CONFIG" not in os.environ:
         raise ConfigError("strategy multi_worker needs TF_CONFIG describing the cluster (see the README)")
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def device_summary(strategy: Any, mixed: bool) -> str:
+    """One line on where training runs.
+
+    Without a usable GPU, TensorFlow's own notice (a failed ``cuInit``) is
+    filtered out at the default log level, so this line says it plainly and
+    how to see TensorFlow's reasons.
+    """
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    replicas = strategy.num_replicas_in_sync
+    spread = f", {replicas} replicas ({type(strategy).__name__})" if replicas > 1 else ""
+    if not gpus:
+        return (f"device: CPU, {worker_count(0)} threads{spread} (no GPU found; "
+                "TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's GPU messages)")
+    precision = "mixed float16" if mixed else "float32"
+    return f"device: {gpus} GPU{'s' if gpus > 1 else ''}{spread}, {precision}"
 
 
 def _use_mixed_precision(setting: str) -> bool:
@@ -378,7 +394,7 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
 def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[str, Any],
          resumed: bool) -> TrainResult:
 
-    _quiet_tensorflow()
+    import_tensorflow()
     import keras
 
     first_start = _first_run_info(run_dir) if resumed else {}
@@ -389,6 +405,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
     distillation = _distill_targets(config, data, events) if config.distill.teachers else {}
     strategy = make_strategy(config.strategy)
     mixed = _use_mixed_precision(config.mixed_precision)
+    events.message(device_summary(strategy, mixed))
     train_ds = make_dataset(data.train.paths, data.train.targets, config.image_size, config.batch_size,
                             shuffle=True, seed=stream_seed, cache=config.cache)
     val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,

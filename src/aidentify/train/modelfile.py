@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aidentify.errors import DataError
+from aidentify.native_logs import import_tensorflow
 
 METADATA_ENTRY = "aidentify.json"
 TFLITE_METADATA_NAME = "aidentify"
@@ -83,6 +84,7 @@ def load_model(path: Path, compile: bool = False) -> tuple[Any, dict[str, Any]]:
     """Load a Keras model and its metadata. Imports TensorFlow."""
     path = resolve_model_path(path)
     metadata = read_metadata(path)
+    import_tensorflow()
     import keras
 
     try:
