@@ -31,6 +31,8 @@ def native_stderr_filtered(keep: Callable[[str], bool]) -> Iterator[None]:
     """Hold back what native code writes on stderr, then pass on the lines ``keep`` accepts.
 
     Python's own errors still surface as exceptions; only printed lines are filtered.
+    Lines are held in a temporary file until the block ends, so a process that
+    dies inside the block (a native abort) loses them: keep the blocks short.
     """
     try:
         fd = sys.stderr.fileno()
