@@ -78,7 +78,11 @@ def tensorflow_line_shown(line: str, min_level: int) -> bool:
 
 
 def tensorflow_log_level() -> int:
-    """``TF_CPP_MIN_LOG_LEVEL`` as set, 2 (errors only) by default; out-of-range values are clipped."""
+    """``TF_CPP_MIN_LOG_LEVEL`` as set, clipped to 0-3.
+
+    When unset it is set to 2 (errors only), so TensorFlow's own later lines,
+    which do obey the variable, follow the same level as the filtered start-up.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return min(max(int(os.environ["TF_CPP_MIN_LOG_LEVEL"]), 0), 3)
