@@ -77,6 +77,14 @@ def test_training_from_a_tflite_export_starts_from_its_weights(exported, tiny_da
     assert any("unfolded from TFLite" in m for m in messages)
 
 
+def test_an_export_of_another_image_size_is_refused(exported, tiny_data, tmp_path):
+    # Unfolding compares the rebuilt model with the file on the same images, so the sizes must agree;
+    # the message points to the .keras model, which can start a run at another size.
+    _, files = exported
+    with pytest.raises(ConfigError, match=r"input_size 32, this run needs 40.*\.keras model"):
+        train(cnn_config(tiny_data, tmp_path, init_weights=files["int8"]).model_copy(update={"image_size": 40}))
+
+
 def test_default_names_the_shipped_model_and_its_classes_must_match(tiny_data, tmp_path):
     # The tiny data has three classes; the shipped model knows FER+'s eight, so it cannot seed this run.
     with pytest.raises(ConfigError, match=r"default\.tflite has classes .*this run needs"):

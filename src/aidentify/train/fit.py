@@ -237,25 +237,32 @@ def _build(config: TrainCommon, n_classes: int) -> Any:
 
 
 def _initial_weights_source(config: TrainCommon, classes: list[str]) -> tuple[Path, dict[str, Any]]:
-    """Check that ``init_weights`` names a model of the same kind, classes and input size.
+    """Check that ``init_weights`` names a model of the same kind and classes.
 
     Starting from trained weights is how a further cosine cycle continues a run
     (the default model's recipe) and how a user fine-tunes a model on new data;
-    a model made for other classes or another input size cannot seed this one.
-    ``default`` names the model shipped with the package. Returns the model file
-    and its metadata.
+    a model made for other classes cannot seed this one. A ``.keras`` model
+    trained at another ``image_size`` can: both networks are convolutional up to
+    a global average pooling, so their weights do not depend on the input size
+    (the default model went from 48 to 64 px this way). A ``.tflite`` source
+    must match the size, because unfolding it compares the rebuilt model with the
+    file on the same images. ``default`` names the model shipped with the
+    package. Returns the model file and its metadata.
     """
     name = Path(config.init_weights)
     source = resolve_model_path(None if str(name) == "default" else name)  # None: the shipped model
-    if source.suffix.lower() == ".tflite" and config.model != "cnn":
+    flat = source.suffix.lower() == ".tflite"
+    if flat and config.model != "cnn":
         raise ConfigError(f"init_weights {source.name}: only the custom CNN can start from a .tflite file; "
                           "give the densenet run folder or its .keras model")
     metadata = read_metadata(source)
-    expected = {"model": config.model, "classes": classes, "input_size": config.image_size}
+    expected = {"model": config.model, "classes": classes, **({"input_size": config.image_size} if flat else {})}
     for key, value in expected.items():
         if metadata.get(key) != value:
+            size_hint = (" (or from its .keras model, which can start a run at another size)"
+                         if key == "input_size" else "")
             raise ConfigError(f"init_weights {source} has {key} {metadata.get(key)!r}, this run needs {value!r}; "
-                              "start from a model trained with the same classes, model and image_size")
+                              f"start from a model trained with the same classes, model and image_size{size_hint}")
     return source, metadata
 
 
@@ -285,7 +292,9 @@ def _load_initial_weights(model: Any, source: Path, calibration_paths: list[str]
             raise ConfigError(f"init_weights {source} does not match this architecture at layer {layer.name!r}; "
                               "use the same cnn/densenet settings as the run it came from")
         layer.set_weights(other.get_weights())
-    return f"starting from the weights of {source}"
+    trained_size = trained.input_shape[1]
+    resized = f" (trained at {trained_size} px, this run is {image_size} px)" if trained_size != image_size else ""
+    return f"starting from the weights of {source}{resized}"
 
 
 def _sample_images(paths: list[str], image_size: int, count: int) -> Any:
