@@ -81,7 +81,7 @@ def test_an_export_of_another_image_size_is_refused(exported, tiny_data, tmp_pat
     # Unfolding compares the rebuilt model with the file on the same images, so the sizes must agree;
     # the message points to the .keras model, which can start a run at another size.
     _, files = exported
-    with pytest.raises(ConfigError, match=r"input_size 32, this run needs 40.*\.keras model"):
+    with pytest.raises(ConfigError, match=r"input_size 32, this run needs 40; .*--set image_size=32 \(a \.keras model can start"):
         train(cnn_config(tiny_data, tmp_path, init_weights=files["int8"]).model_copy(update={"image_size": 40}))
 
 

@@ -259,10 +259,10 @@ def _initial_weights_source(config: TrainCommon, classes: list[str]) -> tuple[Pa
     expected = {"model": config.model, "classes": classes, **({"input_size": config.image_size} if flat else {})}
     for key, value in expected.items():
         if metadata.get(key) != value:
-            size_hint = (" (or from its .keras model, which can start a run at another size)"
-                         if key == "input_size" else "")
-            raise ConfigError(f"init_weights {source} has {key} {metadata.get(key)!r}, this run needs {value!r}; "
-                              f"start from a model trained with the same classes, model and image_size{size_hint}")
+            fix = (f"a .tflite file starts runs at its own size only: --set image_size={metadata.get(key)} "
+                   "(a .keras model can start a run at any size)" if key == "input_size"
+                   else "start from a model trained with the same classes and model")
+            raise ConfigError(f"init_weights {source} has {key} {metadata.get(key)!r}, this run needs {value!r}; {fix}")
     return source, metadata
 
 
