@@ -69,7 +69,14 @@ default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferp
 		--set init_weights=$$(ls -td runs/cnn/default-cycle2*/ | head -n 1)
 	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle4/train_cnn.yaml \
 		--set init_weights=$$(ls -td runs/cnn/default-cycle3*/ | head -n 1)
-	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default-cycle4*/ | head -n 1)
+	$(BIN)/aidentify export --model $$(ls -td runs/cnn/default-cycle4*/ | head -n 1)
+	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle5/train_cnn.yaml \
+		--set init_weights=$$(ls -td runs/cnn/default-cycle4*/ | head -n 1)weights/best.int8.tflite
+	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle6/train_cnn.yaml \
+		--set init_weights=$$(ls -td runs/cnn/anneal*/ | head -n 1)
+	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle7/train_cnn.yaml \
+		--set init_weights=$$(ls -td runs/cnn/default-cycle6*/ | head -n 1)
+	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default-cycle7*/ | head -n 1)
 
 bench: $(STAMP)  ## data, training and live speed; default model vs the fer package (README tables)
 	$(BIN)/pip install --quiet --no-deps fer==25.10.3 "setuptools<81"
