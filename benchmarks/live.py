@@ -56,7 +56,7 @@ def decode_ms(path: Path) -> float:
 
 def run_aidentify(frames: list[np.ndarray], model: Path | None, **overrides) -> dict:
     from aidentify.config import LiveConfig
-    from aidentify.live.classify import load_classifier
+    from aidentify.inference.classify import load_classifier
     from aidentify.live.pipeline import STAGES, LivePipeline
 
     config = LiveConfig(model=model, **overrides)
@@ -121,7 +121,7 @@ def main() -> int:
     print(f"{len(frames)} frames of 640x480 with {args.faces} faces; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; decoding {capture_ms:.1f} ms/frame")
     rows = []
-    from aidentify.train.modelfile import default_model_path, read_metadata
+    from aidentify.inference.modelfile import default_model_path, read_metadata
 
     views = read_metadata(default_model_path())["provenance"]["test_time_views"]  # the model card's set
     for name, overrides in (("AIdentify (default: detect every 3rd frame)", {}),

@@ -29,9 +29,9 @@ import yaml
 
 from aidentify.config import EvaluateConfig
 from aidentify.files import atomic_write_bytes, atomic_write_text
-from aidentify.live.export import export_model
+from aidentify.inference.export import export_model
 from aidentify.train.evaluate import evaluate, plot_confusion
-from aidentify.train.modelfile import DEFAULT_MODEL, embed_tflite_metadata, read_metadata
+from aidentify.inference.modelfile import DEFAULT_MODEL, embed_tflite_metadata, read_metadata
 
 CONFUSION_SVG = Path("docs/default-model-confusion.svg")
 # The recipe `make default-model` runs: a first cosine cycle, then six more, each from the best weights

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aidentify.cli import app
-from aidentify.train.modelfile import default_model_path, read_metadata
+from aidentify.inference.modelfile import default_model_path, read_metadata
 
 SHARED_FERPLUS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ferplus-trainvalid.zip"
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from aidentify.cli import app
 from aidentify.live import capture
 from aidentify.live.demo import write_demo_video
-from aidentify.train.modelfile import read_metadata
+from aidentify.inference.modelfile import read_metadata
 
 runner = CliRunner()
 

@@ -6,11 +6,11 @@ import pytest
 
 from aidentify.config import LiveConfig, LiveSmoothing, LiveTracking
 from aidentify.errors import DataError
-from aidentify.live.classify import TestTimeViews, load_classifier
+from aidentify.inference.classify import TestTimeViews, load_classifier
 from aidentify.live.demo import demo_frames
 from aidentify.live.pipeline import LivePipeline
 from aidentify.live.track import Track, Tracker, iou
-from aidentify.train.modelfile import (
+from aidentify.inference.modelfile import (
     default_model_path,
     embed_tflite_metadata,
     read_metadata,
@@ -179,7 +179,7 @@ def test_a_model_whose_classes_do_not_fit_is_refused(tmp_path):
 
 
 def test_crops_are_cut_like_the_training_crops(tmp_path):
-    from aidentify.live.classify import ModelInfo
+    from aidentify.inference.classify import ModelInfo
     from aidentify.live.pipeline import FERPLUS_CROP_MARGIN
 
     base = {"classes": ["a", "b"], "input_size": 48, "faces": {"margin": 0.25}}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aidentify.config import CnnTrainConfig, load_config
-from aidentify.train.modelfile import default_model_path, read_metadata
+from aidentify.inference.modelfile import default_model_path, read_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -64,7 +64,7 @@ def test_a_distilled_run_trains_on_the_mixed_targets_and_records_its_teachers(ti
 def test_a_teacher_of_other_classes_is_refused_before_any_run_folder_is_left(tiny_data, tmp_path):
     import keras
 
-    from aidentify.train.modelfile import save_model
+    from aidentify.inference.modelfile import save_model
 
     other = tmp_path / "other.keras"
     inputs = keras.Input((32, 32, 1))

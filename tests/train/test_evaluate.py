@@ -113,8 +113,8 @@ def test_cli_train_errors(tiny_data, tmp_path, monkeypatch):
 
 
 def test_tflite_export_scores_like_its_keras_model_and_no_model_means_the_shipped_one(tiny_data, trained, tmp_path):
-    from aidentify.live.export import export_model
-    from aidentify.train.modelfile import default_model_path
+    from aidentify.inference.export import export_model
+    from aidentify.inference.modelfile import default_model_path
 
     exported = {e.kind: e.path for e in export_model(trained, tmp_path / "export")}
     config = EvaluateConfig(data_dir=tiny_data / "prepared")
@@ -130,7 +130,7 @@ def test_tflite_export_scores_like_its_keras_model_and_no_model_means_the_shippe
 def test_a_tflite_model_is_scored_on_the_pixels_its_keras_model_trained_on(tmp_path, side):
     # Keras models read crops through the training loader (TensorFlow), .tflite files through OpenCV.
     # Shrinking 96 px crops to 48 by a whole factor once rounded differently there (12% of pixels).
-    from aidentify.data.faces import resize_square
+    from aidentify.faces.crop import resize_square
     from aidentify.train.data import make_dataset
     from aidentify.train.evaluate import _read_crop
 

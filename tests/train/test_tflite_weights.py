@@ -7,9 +7,9 @@ import pytest
 from train_helpers import cnn_config
 
 from aidentify.errors import ConfigError
-from aidentify.live.export import export_model
+from aidentify.inference.export import export_model
 from aidentify.train.fit import TrainEvents, train
-from aidentify.train.modelfile import load_model
+from aidentify.inference.modelfile import load_model
 
 
 @pytest.fixture(scope="module")

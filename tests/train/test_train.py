@@ -13,7 +13,7 @@ import pytest
 from train_helpers import cnn_config, densenet_config
 
 from aidentify.train.fit import TrainEvents, TrainingInterrupted, train
-from aidentify.train.modelfile import load_model, read_metadata
+from aidentify.inference.modelfile import load_model, read_metadata
 
 
 def test_cnn_one_epoch_writes_a_complete_run(tiny_data, tmp_path):
@@ -47,7 +47,7 @@ def test_saved_model_takes_raw_uint8_crops_and_is_deterministic_at_inference(tin
 def test_random_erasing_greys_out_one_rectangle_in_training_only(tiny_data, tmp_path):
     """Half the training faces lose one grey rectangle; a saved model reads its faces untouched."""
     from aidentify.config import Augmentation
-    from aidentify.live.export import export_model
+    from aidentify.inference.export import export_model
     from aidentify.train.models import ERASE_FILL, augmentation_layers
 
     only_erasing = {"flip": False, "rotation": 0, "shift": 0, "zoom": 0, "contrast": 0, "erasing": 0.5}

@@ -12,7 +12,7 @@ from conftest import texture, write_image
 from aidentify.config import CleanConfig, DownloadConfig, PrepareConfig
 from aidentify.data.clean import clean
 from aidentify.data.download import download
-from aidentify.data.faces import DetectorSettings, detect_faces, load_cascade, square_crop
+from aidentify.faces.crop import DetectorSettings, detect_faces, load_cascade, square_crop
 from aidentify.data.prepare import prepare
 from aidentify.errors import StageInputMissing
 

@@ -101,7 +101,7 @@ def export(
     verbose: VerboseOption = False,
 ) -> None:
     """Write .tflite files (float32 and dynamic-range int8) and check them against the Keras model."""
-    from aidentify.live.export import TOLERANCE, export_model
+    from aidentify.inference.export import TOLERANCE, export_model
 
     def work() -> None:
         for item in export_model(model, out):

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from aidentify.config import PrepareConfig, dump_config
-from aidentify.data.faces import DetectorSettings, detect_faces, load_cascade, square_crop, whole_image
+from aidentify.faces.crop import DetectorSettings, detect_faces, load_cascade, square_crop, whole_image
 from aidentify.data.images import read_gray, worker_count, write_png
 from aidentify.data.manifest import (
     StageResult,

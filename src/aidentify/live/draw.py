@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from aidentify.live.pipeline import FaceResult
+from aidentify.inference.results import FaceResult
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR colours, one per canonical class; unknown class names fall back to grey.

@@ -8,14 +8,13 @@ loaded cascade and model (loaded once), the tracker and the per-stage timings.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-
 import cv2
 import numpy as np
 
 from aidentify.config import LiveConfig
-from aidentify.data.faces import DetectorSettings, detect_faces, load_cascade, square_crop
-from aidentify.live.classify import Classifier, TestTimeViews
+from aidentify.faces.crop import DetectorSettings, detect_faces, load_cascade, square_crop
+from aidentify.inference.classify import Classifier, TestTimeViews
+from aidentify.inference.results import FaceResult, FrameResult
 from aidentify.live.draw import draw_faces
 from aidentify.live.track import Tracker
 
@@ -25,27 +24,6 @@ from aidentify.live.track import Tracker
 # (no detection in `prepare`) see live faces cut the same way.
 FERPLUS_CROP_MARGIN = 0.1
 STAGES = ("detect", "classify", "draw")
-
-
-@dataclass
-class FaceResult:
-    """One face in one frame: its track, box ``(x, y, w, h)`` and smoothed probabilities."""
-
-    track_id: int
-    box: tuple[int, int, int, int]
-    probs: np.ndarray
-    label: str
-    confidence: float
-
-
-@dataclass
-class FrameResult:
-    """What the pipeline found in a frame, and how long each stage took (ms)."""
-
-    index: int
-    faces: list[FaceResult]
-    detected: bool  # the detector ran on this frame (otherwise boxes were followed)
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class LivePipeline:

@@ -24,9 +24,10 @@ from aidentify.config import LiveConfig
 from aidentify.errors import DataError
 from aidentify.files import PendingFile, atomic_write_bytes
 from aidentify.live.capture import FrameSource, open_source
-from aidentify.live.classify import load_classifier
+from aidentify.inference.classify import load_classifier
 from aidentify.live.draw import draw_fps
-from aidentify.live.pipeline import STAGES, FrameResult, LivePipeline
+from aidentify.inference.results import FrameResult
+from aidentify.live.pipeline import STAGES, LivePipeline
 from aidentify.live.timeline import EmotionSummary, TimelineWriter
 
 WINDOW = "AIdentify (q: quit, s: snapshot)"

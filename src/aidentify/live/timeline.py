@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from aidentify.files import PendingFile
-from aidentify.live.pipeline import FrameResult
+from aidentify.inference.results import FrameResult
 
 
 def timeline_columns(classes: list[str]) -> list[str]:

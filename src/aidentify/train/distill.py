@@ -21,7 +21,7 @@ from aidentify.config import Distillation
 from aidentify.errors import ConfigError
 from aidentify.files import sha256_file
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.modelfile import read_metadata, resolve_model_path
+from aidentify.inference.modelfile import read_metadata, resolve_model_path
 
 
 def resolve_teachers(settings: Distillation, classes: list[str]) -> list[Path]:
@@ -40,7 +40,7 @@ def resolve_teachers(settings: Distillation, classes: list[str]) -> list[Path]:
 def teacher_probabilities(teachers: list[Path], paths: list[str], tta_flip: bool, batch_size: int = 256,
                           progress: ProgressFn = no_progress) -> np.ndarray:
     """The teachers' mean class probabilities for each image, at each teacher's own input size."""
-    from aidentify.live.classify import TestTimeViews, load_classifier
+    from aidentify.inference.classify import TestTimeViews, load_classifier
     from aidentify.train.evaluate import predict_probabilities
 
     total = np.zeros(0)

@@ -27,7 +27,7 @@ import pandas as pd
 from aidentify.config import EvaluateConfig
 from aidentify.data.archive import extract_archive, is_archive
 from aidentify.data.clean import apply_vote_rule
-from aidentify.data.faces import (
+from aidentify.faces.crop import (
     DetectorSettings,
     detect_faces,
     load_cascade,
@@ -40,14 +40,14 @@ from aidentify.data.manifest import SPLITS, absolute_paths, read_manifest
 from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, DataError
 from aidentify.files import atomic_write_text
-from aidentify.live.classify import (
+from aidentify.inference.classify import (
     Classifier,
     LiteRTClassifier,
     TestTimeViews,
     load_classifier,
 )
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.modelfile import resolve_model_path
+from aidentify.inference.modelfile import resolve_model_path
 
 CROPPED_LAYOUTS = ("ferplus-folders", "fer2013-pixels", "fer2013-pixels+ferplus-votes")
 

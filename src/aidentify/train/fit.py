@@ -36,7 +36,7 @@ from aidentify.files import atomic_write_text, sha256_file
 from aidentify.native_logs import import_tensorflow
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.data import TrainingInput, balanced_class_weights, load_training_input, make_dataset
-from aidentify.train.modelfile import read_metadata, resolve_model_path, save_model
+from aidentify.inference.modelfile import read_metadata, resolve_model_path, save_model
 
 # Training images that set the BatchNorm statistics of a model unfolded from .tflite (init_weights).
 TFLITE_CALIBRATION_IMAGES = 1024

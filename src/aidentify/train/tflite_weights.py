@@ -169,7 +169,7 @@ def load_tflite_weights(model: Any, source: Path, images: np.ndarray) -> float:
     the BatchNorm statistics and check the result. Returns the largest
     difference in any probability between the rebuilt model and ``source``.
     """
-    from aidentify.live.classify import load_classifier
+    from aidentify.inference.classify import load_classifier
 
     pairs = _weighted_layers(model)
     _set_folded(model, pairs, read_folded_layers(source), source)

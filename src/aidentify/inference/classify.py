@@ -27,7 +27,7 @@ import numpy as np
 
 from aidentify.errors import DataError
 from aidentify.native_logs import import_tensorflow, native_stderr_silenced
-from aidentify.train.modelfile import load_model, read_metadata, resolve_model_path
+from aidentify.inference.modelfile import load_model, read_metadata, resolve_model_path
 
 # Batch sizes a LiteRT interpreter is prepared for; a frame's faces are padded
 # up to the next one so that changing face counts do not re-plan the graph.

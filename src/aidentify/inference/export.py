@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from aidentify.data.faces import resize_square
+from aidentify.faces.crop import resize_square
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_bytes
-from aidentify.train.modelfile import embed_tflite_metadata, load_model, resolve_model_path
+from aidentify.inference.modelfile import embed_tflite_metadata, load_model, resolve_model_path
 
 # Largest allowed difference of any class probability, Keras vs TFLite.
 TOLERANCE = {"float32": 1e-4, "int8": 0.05}
@@ -48,7 +48,7 @@ def check_crops(size: int) -> np.ndarray:
 
 def export_model(model_path: Path, out_dir: Path | None = None) -> list[ExportedModel]:
     """Write ``<stem>.tflite`` (float32) and ``<stem>.int8.tflite`` next to the model (or in ``out_dir``)."""
-    from aidentify.live.classify import LiteRTClassifier, ModelInfo, keras_to_tflite
+    from aidentify.inference.classify import LiteRTClassifier, ModelInfo, keras_to_tflite
 
     path = resolve_model_path(model_path)
     if path.suffix.lower() != ".keras":
