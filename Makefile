@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m aidentify.faces.mtcnn_convert >/dev/null
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install aidentify with its dev extra

@@ -100,20 +100,75 @@ class CleanConfig(StrictModel):
     workers: int = Field(default=0, ge=0)
 
 
+# ------------------------------------------------------------------------ faces
+class HaarSettings(StrictModel):
+    """OpenCV's frontal-face Haar cascade (``detectMultiScale``)."""
+
+    scale_factor: float = Field(default=1.1, gt=1.0)
+    min_neighbors: int = Field(default=5, ge=0)
+
+
+class BlazeFaceSettings(StrictModel):
+    """MediaPipe's BlazeFace full-range model on LiteRT (see aidentify.faces.blazeface)."""
+
+    model: Literal["full_range", "full_range_sparse"] = "full_range"
+    score: float = Field(default=0.5, gt=0.0, lt=1.0)
+    iou: float = Field(default=0.3, gt=0.0, lt=1.0)
+    tiles: bool = True
+    threads: int = Field(default=2, ge=1)
+
+
+class MtcnnSettings(StrictModel):
+    """MTCNN (Zhang et al., 2016) from the mtcnn package's weights, converted to LiteRT."""
+
+    thresholds: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+        default_factory=lambda: [0.6, 0.7, 0.9], min_length=3, max_length=3)
+    scale_factor: float = Field(default=0.709, gt=0.3, lt=1.0)
+    threads: int = Field(default=2, ge=1)
+
+
+class FaceDetectorSettings(StrictModel):
+    """One face-detector section, shared by prepare, evaluate and live."""
+
+    detector: Literal["auto", "haar", "blazeface", "mtcnn"] = "auto"
+    min_face: int = Field(default=20, ge=8)
+    max_megapixels: float = Field(default=4.0, gt=0.0)
+    max_faces: int = Field(default=32, ge=1)
+    haar: HaarSettings = Field(default_factory=HaarSettings)
+    blazeface: BlazeFaceSettings = Field(default_factory=BlazeFaceSettings)
+    mtcnn: MtcnnSettings = Field(default_factory=MtcnnSettings)
+
+
 # ---------------------------------------------------------------------- prepare
 DetectMode = Literal["always", "never", "fallback"]
 
 
-class FaceDetection(StrictModel):
+class FaceDetection(FaceDetectorSettings):
     detect: DetectMode = "always"
     detect_by_source: dict[str, DetectMode] = Field(
         default_factory=lambda: {"ferplus": "never", "fer2013": "never"}
     )
-    scale_factor: float = Field(default=1.1, gt=1.0)
-    min_neighbors: int = Field(default=5, ge=0)
-    min_size: int = Field(default=30, ge=8)
-    max_side: int = Field(default=640, ge=64)
     margin: float = Field(default=0.2, ge=0.0, le=1.0)
+
+    @classmethod
+    def from_recorded(cls, recorded: dict[str, Any] | None) -> FaceDetection:
+        """The face settings a model's metadata recorded (``prepare``'s ``faces`` section).
+
+        Models trained before the detector interface recorded Haar's knobs at the top
+        level (``scale_factor``, ``min_neighbors``, ``min_size``, ``max_side``): they
+        are read as ``detector: haar`` with those knobs, so such a model is still
+        evaluated on faces found the way its training faces were.
+        """
+        recorded = dict(recorded or {})
+        legacy = {key: recorded.pop(key) for key in ("scale_factor", "min_neighbors", "min_size", "max_side")
+                  if key in recorded}
+        if legacy and "detector" not in recorded:
+            recorded["detector"] = "haar"
+            recorded["haar"] = {k: legacy[k] for k in ("scale_factor", "min_neighbors") if k in legacy}
+            if "min_size" in legacy:
+                recorded["min_face"] = legacy["min_size"]
+        known = {key: value for key, value in recorded.items() if key in cls.model_fields}
+        return cls.model_validate(known)
 
 
 class PrepareConfig(StrictModel):
@@ -238,6 +293,7 @@ class EvaluateConfig(StrictModel):
     data_dir: Path = Path("data/prepared")
     split: Literal["train", "val", "test"] = "test"
     detect: Literal["auto", "always", "never", "fallback"] = "auto"
+    detector: Literal["auto", "recorded", "haar", "blazeface", "mtcnn"] = "auto"
     vote_rule: Literal["majority", "plurality"] = "majority"
     tta_flip: bool = False
     tta_zooms: TestTimeZooms = Field(default_factory=list)
@@ -246,12 +302,11 @@ class EvaluateConfig(StrictModel):
     worst_mistakes: int = Field(default=25, ge=0, le=100)
 
 
-class LiveDetection(StrictModel):
-    width: int = Field(default=320, ge=80)
+class LiveDetection(FaceDetectorSettings):
+    """The shared detector section plus how often, and down to what face size, video frames are searched."""
+
     every: int = Field(default=3, ge=1)
-    scale_factor: float = Field(default=1.2, gt=1.0)
-    min_neighbors: int = Field(default=5, ge=0)
-    min_size: int = Field(default=24, ge=8)
+    video_min_face: int = Field(default=40, ge=8)
     max_faces: int = Field(default=16, ge=1)
 
 

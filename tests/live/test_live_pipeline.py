@@ -180,7 +180,7 @@ def test_a_model_whose_classes_do_not_fit_is_refused(tmp_path):
 
 def test_crops_are_cut_like_the_training_crops(tmp_path):
     from aidentify.inference.classify import ModelInfo
-    from aidentify.live.pipeline import FERPLUS_CROP_MARGIN
+    from aidentify.faces.crop import FERPLUS_CROP_MARGIN
 
     base = {"classes": ["a", "b"], "input_size": 48, "faces": {"margin": 0.25}}
     assert ModelInfo.from_metadata(tmp_path, {**base, "crops": "detected"}).crop_margin == 0.25

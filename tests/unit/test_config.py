@@ -58,7 +58,7 @@ def test_precedence_defaults_yaml_set_option(tmp_path):
     assert cfg.image_size == 48          # named option beats --set
     assert cfg.faces.margin == 0.3       # --set beats YAML
     assert cfg.workers == 3              # YAML beats defaults; None options are skipped
-    assert cfg.faces.min_neighbors == 5  # default
+    assert cfg.faces.haar.min_neighbors == 5  # default
 
 
 def test_set_values_are_yaml_scalars_never_evaluated():

@@ -1,4 +1,4 @@
-"""Face detection on a real photo, crop geometry, and the prepare stage."""
+"""Crop geometry and the prepare stage."""
 
 from pathlib import Path
 
@@ -12,26 +12,11 @@ from conftest import texture, write_image
 from aidentify.config import CleanConfig, DownloadConfig, PrepareConfig
 from aidentify.data.clean import clean
 from aidentify.data.download import download
-from aidentify.faces.crop import DetectorSettings, detect_faces, load_cascade, square_crop
+from aidentify.faces.crop import square_crop
 from aidentify.data.prepare import prepare
 from aidentify.errors import StageInputMissing
 
 NO_CARVE = {"val_fraction": 0, "test_fraction": 0}
-
-
-def test_haar_finds_the_astronauts_face(astronaut_gray):
-    boxes = detect_faces(load_cascade(), astronaut_gray, DetectorSettings())
-    assert len(boxes) == 1
-    x, y, w, h = boxes[0]
-    # Her face is in the upper middle of the 512x512 photo.
-    assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 200 and 60 < w < 200
-
-
-def test_detection_on_a_downscaled_copy_gives_boxes_in_original_coordinates(astronaut_gray):
-    big = cv2.resize(astronaut_gray, None, fx=3, fy=3)
-    full = detect_faces(load_cascade(), astronaut_gray, DetectorSettings())[0] * 3
-    small = detect_faces(load_cascade(), big, DetectorSettings(max_side=512))[0]
-    assert np.abs(full - small).max() < 40
 
 
 def test_square_crop_pads_faces_at_the_border():
@@ -57,7 +42,7 @@ def test_prepare_without_clean_says_run_clean(workdir):
                                                ("never", {"whole"}, 0)])
 def test_detection_modes(workdir, astronaut_gray, mode, kept, dropped):
     _pipeline_until_clean(workdir, astronaut_gray)
-    result = prepare(PrepareConfig(image_size=48, workers=1, faces={"detect": mode}))
+    result = prepare(PrepareConfig(image_size=48, workers=1, faces={"detect": mode, "detector": "haar"}))
     manifest = pd.read_csv(workdir / "data/prepared/manifest.csv")
     assert set(manifest["face"]) == kept
     assert result.report["dropped"] == dropped

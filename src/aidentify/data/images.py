@@ -20,6 +20,18 @@ def read_gray(path: Path) -> np.ndarray | None:
     return image if image is not None and image.size else None
 
 
+def read_image(path: Path) -> np.ndarray | None:
+    """Read an image as ``(H, W, 3) uint8`` BGR (grayscale files replicated); None if unreadable.
+
+    Face detectors want colour; crops are cut from its grayscale conversion.
+    """
+    data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
+    if data is None or data.size == 0:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return image if image is not None and image.size else None
+
+
 def write_png(path: Path, image: np.ndarray) -> None:
     """Encode and write a PNG atomically (no half-written image after a crash)."""
     ok, encoded = cv2.imencode(".png", image)

@@ -5,9 +5,12 @@ plus ``manifest.csv``, ``dropped.csv``, ``report.json`` and ``config.yaml``.
 Pixel values stay uint8 on disk; scaling to [0, 1] happens when images are
 loaded for training, so one prepared set serves every model.
 
-Per source, face detection is ``always`` (crop the largest Haar face; drop
-images without one), ``never`` (the image already is a face crop, as in
+Per source, face detection is ``always`` (crop the largest detected face;
+drop images without one), ``never`` (the image already is a face crop, as in
 FER+) or ``fallback`` (crop a face when found, else keep the whole image).
+Faces are found by the detector ``faces.detector`` names (``auto``: the
+still-photo default) and cut by :func:`aidentify.faces.crop.cut_face`, the
+crop path ``evaluate``, ``live`` and ``serve`` share.
 
 Work is spread over a process pool. Progress is journalled in
 ``<out_dir>.partial/``: an interrupted run resumes where it stopped (same
@@ -28,8 +31,9 @@ from pathlib import Path
 import pandas as pd
 
 from aidentify.config import PrepareConfig, dump_config
-from aidentify.faces.crop import DetectorSettings, detect_faces, load_cascade, square_crop, whole_image
-from aidentify.data.images import read_gray, worker_count, write_png
+from aidentify.data.images import read_gray, read_image, worker_count, write_png
+from aidentify.faces.crop import cut_face
+from aidentify.faces.detector import FaceDetector, make_detector
 from aidentify.data.manifest import (
     StageResult,
     DROPPED_NAME,
@@ -51,7 +55,7 @@ FINGERPRINT = "fingerprint.txt"
 JOURNAL_FIELDS = ("id", "outcome", "faces_found", "box")
 CHUNK = 64
 
-_worker_cascade = None  # one cascade per worker process, loaded by _init_worker
+_worker_detector: FaceDetector | None = None  # one detector per worker process, built by _init_worker
 
 
 def prepare(config: PrepareConfig, progress: ProgressFn = no_progress) -> StageResult:
@@ -113,12 +117,14 @@ def _run_chunks(todo: pd.DataFrame, config: PrepareConfig, partial: Path) -> Ite
     chunks = [tasks[i:i + CHUNK] for i in range(0, len(tasks), CHUNK)]
     settings = (config.faces, config.image_size, str(partial))
     workers = min(worker_count(config.workers), max(1, len(chunks)))
+    needs_detector = bool((todo["mode"] != "never").any())
+    init_args = (config.faces if needs_detector else None,)
     if workers == 1:
-        _init_worker()
+        _init_worker(*init_args)
         for chunk in chunks:
             yield _prepare_chunk(chunk, *settings)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=init_args) as pool:
         pending = set()
         queue = iter(chunks)
         try:
@@ -135,32 +141,27 @@ def _run_chunks(todo: pd.DataFrame, config: PrepareConfig, partial: Path) -> Ite
             raise
 
 
-def _init_worker() -> None:
-    global _worker_cascade
-    _worker_cascade = load_cascade()
+def _init_worker(faces=None) -> None:
+    """Build this process's face detector once (none when every image is used whole)."""
+    global _worker_detector
+    _worker_detector = make_detector(faces, "still") if faces is not None else None
 
 
 def _prepare_chunk(chunk, faces, image_size: int, partial: str) -> list[list[str]]:
     """Crop one chunk of images; return their journal rows."""
-    detector = DetectorSettings(faces.scale_factor, faces.min_neighbors, faces.min_size, faces.max_side)
     rows = []
     for image_id, path, out_rel, mode in chunk:
-        gray = read_gray(Path(path))
-        if gray is None:
+        image = read_gray(Path(path)) if mode == "never" else read_image(Path(path))
+        if image is None:
             rows.append([image_id, "unreadable", "0", ""])
             continue
-        boxes = detect_faces(_worker_cascade, gray, detector) if mode != "never" else []
-        if len(boxes):
-            crop = square_crop(gray, boxes[0], faces.margin, image_size)
-            outcome, box = "face", " ".join(str(int(v)) for v in boxes[0])
-        elif mode == "always":
-            rows.append([image_id, "no_face", "0", ""])
+        cut = cut_face(image, _worker_detector, mode, faces.margin, image_size)
+        if cut.crop is None:
+            rows.append([image_id, cut.outcome, "0", ""])
             continue
-        else:
-            crop, box = whole_image(gray, image_size), ""
-            outcome = "whole" if mode == "never" else "fallback_whole"
-        write_png(Path(partial) / out_rel, crop)
-        rows.append([image_id, outcome, str(len(boxes)), box])
+        write_png(Path(partial) / out_rel, cut.crop)
+        box = " ".join(str(v) for v in cut.box) if cut.box else ""
+        rows.append([image_id, cut.outcome, str(len(cut.faces)), box])
     return rows
 
 

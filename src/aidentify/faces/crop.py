@@ -1,64 +1,160 @@
-"""Find faces with OpenCV's Haar cascade and cut square, margin-padded crops.
+"""The one face-crop path: detect, pick, cut a square margin-padded crop (or the whole image, or drop).
 
-Shared by ``prepare`` (training crops) and ``live`` (inference crops) so that
-a model always sees faces cut exactly the way it was trained on.
+``prepare`` (training crops), ``evaluate`` (external folders), ``live`` and
+``serve`` all cut faces here, so a model always sees faces cut exactly the way
+its training faces were cut. Detector boxes differ in how much of the head
+they cover; :func:`reference_boxes` maps every backend's boxes to one
+reference (the Haar cascade's, which the crop margins were measured against)
+before the margin is applied.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from aidentify.errors import DataError
+from aidentify.faces.detector import FaceDetector, Faces
 
-CASCADE_FILE = "haarcascade_frontalface_default.xml"
+# A small image whose face fills the frame is a face crop already (FER2013, FER+, CK+ crops are
+# 48 px; AffectNet-HQ's are larger photos): in ``auto`` mode it is used whole, never dropped.
+FACE_CROP_MAX_SIDE = 128
+
+# Haar boxes on FER+'s 48 px images cover a median 83% of the image side
+# (measured on 874 Valid images where the cascade fires), i.e. FER+ crops are
+# the Haar box grown by about 10% per side. Models trained on FER+'s own crops
+# (no detection in `prepare`) see detected faces cut the same way.
+FERPLUS_CROP_MARGIN = 0.1
+
+# Each backend's box as the Haar box of the same face: (side scale, centre shift x, centre shift y),
+# shifts in units of the backend's box side. Measured on FER+ Valid faces where both fire
+# (benchmarks/box_calibration.py); Haar is the reference by definition.
+# 1,075 (BlazeFace) and 1,083 (MTCNN) of 1,500 faces; side-scale quartiles 1.00-1.13 and 0.87-0.98.
+BOX_CALIBRATION: dict[str, tuple[float, float, float]] = {
+    "haar": (1.0, 0.0, 0.0),
+    "blazeface": (1.059, 0.006, -0.046),
+    "mtcnn": (0.926, 0.006, -0.008),
+}
 
 
-def load_cascade(path: Path | None = None) -> cv2.CascadeClassifier:
-    """Load the frontal-face cascade that ships with opencv-python (once per process)."""
-    path = Path(path) if path else Path(cv2.data.haarcascades) / CASCADE_FILE
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise DataError(
-            f"could not load the Haar cascade {path}; install opencv-python>=4.8,<5 "
-            "(5.x ships no cascades)"
-        )
-    return cascade
+def reference_boxes(boxes: np.ndarray, detector: str) -> np.ndarray:
+    """``(N, 4)`` boxes of backend ``detector`` as Haar-equivalent ``(x, y, w, h)`` boxes (floats).
+
+    A crop margin (``prepare``'s ``faces.margin``, the FER+ margin of 0.1) was
+    measured on Haar boxes; a backend whose box is tighter or sits lower on the
+    face would otherwise cut a different crop from the same face.
+    """
+    scale, shift_x, shift_y = BOX_CALIBRATION.get(detector, (1.0, 0.0, 0.0))
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    side = boxes[:, 2:4].max(axis=1)
+    cx = boxes[:, 0] + boxes[:, 2] / 2 + shift_x * side
+    cy = boxes[:, 1] + boxes[:, 3] / 2 + shift_y * side
+    new_side = side * scale
+    return np.stack([cx - new_side / 2, cy - new_side / 2, new_side, new_side], axis=1)
+
+
+def model_crop_margin(trained_margin: float | None, override: float | str = "auto") -> float:
+    """The margin per side to cut a model's faces with.
+
+    ``override`` (a number) wins; ``"auto"`` gives ``trained_margin``, the margin
+    ``prepare`` used for a model trained on detected crops (its metadata), or
+    ``FERPLUS_CROP_MARGIN`` for a model trained on FER+'s own crops (None).
+    """
+    if override != "auto":
+        return float(override)
+    return float(trained_margin) if trained_margin is not None else FERPLUS_CROP_MARGIN
 
 
 @dataclass(frozen=True)
-class DetectorSettings:
-    """detectMultiScale's knobs plus the largest side we detect at (speed)."""
+class FaceCut:
+    """The outcome of cutting one image: ``crop`` ``(size, size) uint8`` or None when dropped.
 
-    scale_factor: float = 1.1
-    min_neighbors: int = 5
-    min_size: int = 30
-    max_side: int = 640
-
-
-def detect_faces(
-    cascade: cv2.CascadeClassifier, gray: np.ndarray, settings: DetectorSettings
-) -> np.ndarray:
-    """Face boxes ``(x, y, w, h)`` in ``gray``'s coordinates, largest first.
-
-    Large images are shrunk to ``max_side`` before detection (detection cost
-    grows with pixel count) and the boxes scaled back.
+    ``outcome`` is ``face`` (the largest detected face), ``whole`` (used whole by
+    request, or as a face crop already), ``fallback_whole`` (no face found,
+    whole image kept) or ``no_face`` (dropped); ``faces`` is what the detector found.
     """
-    scale = min(1.0, settings.max_side / max(gray.shape[:2]))
-    small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale,
-                                                 interpolation=cv2.INTER_AREA)
-    min_side = max(8, int(round(settings.min_size * scale)))
-    boxes = cascade.detectMultiScale(
-        small, scaleFactor=settings.scale_factor, minNeighbors=settings.min_neighbors,
-        minSize=(min_side, min_side),
-    )
-    if len(boxes) == 0:
-        return np.zeros((0, 4), dtype=int)
-    boxes = np.round(np.asarray(boxes, dtype=float) / scale).astype(int)
-    return boxes[np.argsort(-(boxes[:, 2] * boxes[:, 3]))]
+
+    crop: np.ndarray | None
+    outcome: str
+    faces: Faces
+    box: tuple[int, int, int, int] | None = None
+
+
+def is_face_crop(image: np.ndarray) -> bool:
+    """Whether an image is small enough to be a face crop already (at most ``FACE_CROP_MAX_SIDE`` px a side).
+
+    Detectors need context around a face; a 48 px crop whose face fills the
+    frame is often missed (Haar dropped 228 of 981 CK+ crops), so such images
+    are used whole instead of dropped.
+    """
+    return max(image.shape[:2]) <= FACE_CROP_MAX_SIDE
+
+
+def cut_face(image: np.ndarray, detector: FaceDetector | None, mode: str, margin: float, size: int,
+             crops_whole: bool = False) -> FaceCut:
+    """Cut the face a model should see from one ``(H, W[, 3]) uint8`` image (BGR or gray).
+
+    ``mode``: ``always`` (the largest face; drop the image without one),
+    ``never`` (the whole image: it is a face crop already) or ``fallback`` (the
+    largest face, else the whole image). With ``crops_whole``, an image that
+    :func:`is_face_crop` is used whole whatever the mode. ``detector`` may be
+    None only when no detection is needed. Returns a :class:`FaceCut`.
+    """
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if mode == "never" or (crops_whole and is_face_crop(gray)):
+        return FaceCut(whole_image(gray, size), "whole", Faces.empty())
+    if detector is None:
+        raise ValueError(f"mode {mode!r} needs a face detector")
+    faces = detector.detect(image).largest_first()
+    if len(faces):
+        box = reference_boxes(faces.boxes[:1], detector.name)[0]
+        return FaceCut(square_crop(gray, box, margin, size), "face", faces,
+                       tuple(int(round(v)) for v in faces.boxes[0]))
+    if mode == "always":
+        return FaceCut(None, "no_face", faces)
+    return FaceCut(whole_image(gray, size), "fallback_whole", faces)
+
+
+def face_crops(gray: np.ndarray, boxes: np.ndarray, detector: str, margin: float, size: int,
+               eyes: np.ndarray | None = None) -> np.ndarray:
+    """``(N, size, size) uint8`` crops of ``gray`` around backend ``detector``'s ``(N, 4)`` boxes.
+
+    With ``eyes`` (``(N, 2, 2)`` image pixels: the person's right eye, then left eye),
+    each crop is rotated about its centre so that the eyes are level (:func:`aligned_crop`).
+    """
+    reference = reference_boxes(boxes, detector)
+    if len(reference) == 0:
+        return np.zeros((0, size, size), dtype=np.uint8)
+    if eyes is None:
+        return np.stack([square_crop(gray, box, margin, size) for box in reference])
+    return np.stack([aligned_crop(gray, box, pair, margin, size) for box, pair in zip(reference, eyes)])
+
+
+def eye_angle(eyes: np.ndarray) -> float:
+    """Degrees the face is turned clockwise in the image, from ``(2, 2)`` eye points (person's right eye first).
+
+    The person's right eye is on the image's left; level eyes give 0.
+    """
+    (rx, ry), (lx, ly) = np.asarray(eyes, dtype=np.float64)
+    return float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+
+
+def aligned_crop(gray: np.ndarray, box, eyes: np.ndarray, margin: float, size: int) -> np.ndarray:
+    """Like :func:`square_crop`, but turned about the box centre so that the ``(2, 2)`` ``eyes`` are level.
+
+    Returns ``(size, size) uint8``. The square is cut at the face's own scale
+    with one affine warp (bilinear, edges replicated) and then resized like
+    every other crop, so an upright face gives the same pixels as ``square_crop``
+    up to rounding of the square's corner.
+    """
+    x, y, w, h = (float(v) for v in box)
+    side = max(1, int(round(max(w, h) * (1 + 2 * margin))))
+    centre = (x + w / 2, y + h / 2)
+    rotation = cv2.getRotationMatrix2D(centre, eye_angle(eyes), 1.0)
+    rotation[:, 2] += np.array([side / 2 - centre[0], side / 2 - centre[1]])
+    crop = cv2.warpAffine(gray, rotation, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return resize_square(crop, size)
 
 
 def square_crop(gray: np.ndarray, box, margin: float, size: int) -> np.ndarray:
@@ -67,8 +163,8 @@ def square_crop(gray: np.ndarray, box, margin: float, size: int) -> np.ndarray:
     Parts of the square outside the image are filled by replicating the edge,
     so faces near the border stay centred instead of being stretched.
     """
-    x, y, w, h = (int(v) for v in box)
-    side = int(round(max(w, h) * (1 + 2 * margin)))
+    x, y, w, h = (float(v) for v in box)
+    side = max(1, int(round(max(w, h) * (1 + 2 * margin))))
     cx, cy = x + w / 2, y + h / 2
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
     pad = max(0, -x0, -y0, x0 + side - gray.shape[1], y0 + side - gray.shape[0])

@@ -47,6 +47,7 @@ class FrameSource:
     name: str = ""
     fps: float = 0.0
     live: bool = False
+    stills: bool = False  # independent photos, not a video: detect on each, no following or smoothing
     frame_count: int = 0  # frames in a file source, 0 when unknown (cameras, streams)
 
     def read(self) -> tuple[np.ndarray, float] | None:
@@ -94,6 +95,8 @@ class VideoFileSource(FrameSource):
 
 class ImageSource(FrameSource):
     """One image, or every image of a folder in name order, as frames one second apart."""
+
+    stills = True
 
     def __init__(self, path: Path):
         self.name = str(path)

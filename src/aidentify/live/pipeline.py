@@ -1,65 +1,66 @@
 """The live pipeline as a pure callable: ``frame -> (annotated frame, result)``.
 
 It knows nothing about cameras, windows or files, so it is tested on still
-images and reused by the player, the benchmark and the demo. It owns the
-loaded cascade and model (loaded once), the tracker and the per-stage timings.
+images and reused by the player, the benchmark and the demo. It owns the face
+detector and model (loaded once), the tracker and the per-stage timings.
+
+Video frames go to the fast detector (``auto``: BlazeFace) every
+``detect.every`` frames, and tracks are followed by optical flow in between.
+Stills (photos, folders of photos) are independent: each one gets the
+accurate detector (``auto``: MTCNN), fresh track ids and no smoothing.
 """
 
 from __future__ import annotations
 
 import time
+
 import cv2
 import numpy as np
 
-from aidentify.config import LiveConfig
-from aidentify.faces.crop import DetectorSettings, detect_faces, load_cascade, square_crop
+from aidentify.config import LiveConfig, LiveDetection
+from aidentify.faces.crop import face_crops, model_crop_margin
+from aidentify.faces.detector import FaceDetector, make_detector
 from aidentify.inference.classify import Classifier, TestTimeViews
 from aidentify.inference.results import FaceResult, FrameResult
 from aidentify.live.draw import draw_faces
 from aidentify.live.track import Tracker
 
-# Haar boxes on FER+'s 48 px images cover a median 83% of the image side
-# (measured on 874 Valid images where the cascade fires), i.e. FER+ crops are
-# the Haar box grown by about 10% per side. Models trained on FER+'s own crops
-# (no detection in `prepare`) see live faces cut the same way.
-FERPLUS_CROP_MARGIN = 0.1
 STAGES = ("detect", "classify", "draw")
+# Optical flow runs on frames shrunk to this width (following needs no detail; cost grows with pixels).
+FLOW_WIDTH = 320
 
 
 class LivePipeline:
-    """Detect (every N frames) → follow → crop → classify in one batch → smooth → draw."""
+    """Detect (every N frames) → follow → crop → classify in one batch → smooth → draw.
 
-    def __init__(self, classifier: Classifier, config: LiveConfig):
+    ``stills=True`` treats every frame as an unrelated photo (see the module docstring).
+    ``detector`` replaces the one the config names (the benchmark and tests share one).
+    """
+
+    def __init__(self, classifier: Classifier, config: LiveConfig, stills: bool = False,
+                 detector: FaceDetector | None = None):
         self.classifier = classifier
         self.config = config
+        self.stills = stills
         self.views = TestTimeViews.from_settings(config)
         self.classes = classifier.info.classes
-        self.cascade = load_cascade()
+        self.detector = detector or make_detector(video_settings(config.detect) if not stills else config.detect,
+                                                  "still" if stills else "video")
         self.tracker = Tracker(config.track)
-        margin = config.crop_margin
-        if margin == "auto":
-            margin = classifier.info.crop_margin if classifier.info.crop_margin is not None else FERPLUS_CROP_MARGIN
-        self.margin = float(margin)
-        self.settings = DetectorSettings(scale_factor=config.detect.scale_factor,
-                                         min_neighbors=config.detect.min_neighbors,
-                                         min_size=config.detect.min_size, max_side=10**9)
+        self.margin = model_crop_margin(classifier.info.crop_margin, config.crop_margin)
         self._index = 0
         self._previous_small: np.ndarray | None = None
 
     def __call__(self, frame: np.ndarray, draw: bool = True) -> tuple[np.ndarray, FrameResult]:
-        """Process one BGR (or grayscale) frame; returns the annotated copy and the faces."""
+        """Process one ``(H, W, 3) uint8`` BGR (or ``(H, W)`` gray) frame.
+
+        Returns the annotated copy (the frame itself when ``draw`` is False) and
+        a :class:`FrameResult` with faces in frame pixels and stage times in ms.
+        """
         timings: dict[str, float] = {}
         start = time.perf_counter()
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        scale = min(1.0, self.config.detect.width / gray.shape[1])
-        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        detect_now = self._index % self.config.detect.every == 0 or not self.tracker.tracks
-        if detect_now:
-            boxes = detect_faces(self.cascade, small, self.settings)[: self.config.detect.max_faces]
-            self.tracker.update(boxes / scale)
-        elif self._previous_small is not None and self._previous_small.shape == small.shape:
-            self.tracker.follow(self._previous_small, small, scale)
-        self._previous_small = small
+        detect_now = self._detect_or_follow(frame, gray)
         now = time.perf_counter()
         timings["detect"], start = (now - start) * 1000, now
 
@@ -76,18 +77,50 @@ class LivePipeline:
         self._index += 1
         return annotated, result
 
+    def _detect_or_follow(self, frame: np.ndarray, gray: np.ndarray) -> bool:
+        """Run the detector (True) or move the tracks by optical flow (False)."""
+        if self.stills:
+            self.tracker = Tracker(self.config.track)  # a photo shares nothing with the one before
+        detect_now = self.stills or self._index % self.config.detect.every == 0 or not self.tracker.tracks
+        scale = min(1.0, FLOW_WIDTH / gray.shape[1])
+        small = None
+        if not self.stills and self.config.track.follow:
+            small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale,
+                                                         interpolation=cv2.INTER_AREA)
+        if detect_now:
+            faces = self.detector.detect(frame).largest_first(self.config.detect.max_faces)
+            self.tracker.update(faces.boxes)
+        elif small is not None and self._previous_small is not None and self._previous_small.shape == small.shape:
+            self.tracker.follow(self._previous_small, small, scale)
+        self._previous_small = small
+        return detect_now
+
     def _classify(self, gray: np.ndarray) -> list[FaceResult]:
         """Crop every tracked face, classify them in one batch, smooth per track."""
-        tracks = self.tracker.tracks
+        tracks = [t for t in self.tracker.tracks if t.missed == 0]  # only faces the last detector pass saw
         if not tracks:
             return []
         size = self.classifier.info.input_size
-        crops = np.stack([square_crop(gray, np.round(t.box).astype(int), self.margin, size) for t in tracks])
+        boxes = np.array([t.box for t in tracks])
+        crops = face_crops(gray, boxes, self.detector.name, self.margin, size)
         probs = self.views.predict(self.classifier, crops)
         faces = []
+        height, width = gray.shape[:2]
         for track, p in zip(tracks, probs):
             smoothed = track.observe(p, self.config.smoothing)
             best = int(np.argmax(smoothed))
-            box = tuple(int(round(v)) for v in track.box)
-            faces.append(FaceResult(track.id, box, smoothed, self.classes[best], float(smoothed[best])))
+            faces.append(FaceResult(track.id, _clipped(track.box, width, height), smoothed, self.classes[best],
+                                    float(smoothed[best])))
         return faces
+
+
+def video_settings(detect: LiveDetection) -> LiveDetection:
+    """The detector section for video frames: ``video_min_face`` is their smallest face (speed)."""
+    return detect.model_copy(update={"min_face": detect.video_min_face})
+
+
+def _clipped(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """A track's float box as ints inside the frame (a face at the edge is not drawn off it)."""
+    x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+    x1, y1 = min(width, int(round(box[0] + box[2]))), min(height, int(round(box[1] + box[3])))
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)

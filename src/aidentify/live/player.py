@@ -80,10 +80,15 @@ def run_live(config: LiveConfig, options: LiveOptions,
                         "or run inside a desktop session")
     if options.output is not None and Path(options.output).suffix.lower() not in FOURCC_BY_SUFFIX:
         raise DataError(f"--output {options.output}: use a .mp4 or .avi file name")
-    pipeline = LivePipeline(load_classifier(config.model, config.backend, config.threads), config)
+    classifier = load_classifier(config.model, config.backend, config.threads)
+    source = open_source(options.camera, options.source)
+    try:
+        pipeline = LivePipeline(classifier, config, stills=source.stills)
+    except BaseException:
+        source.close()
+        raise
     run = LiveRun(0, 0.0, {}, EmotionSummary(pipeline.classes))
     totals = dict.fromkeys(("capture", *STAGES, "output"), 0.0)
-    source = open_source(options.camera, options.source)
     timeline = video = None
     finished = False
     started = time.perf_counter()

@@ -24,18 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aidentify.config import EvaluateConfig
+from aidentify.config import EvaluateConfig, FaceDetection
 from aidentify.data.archive import extract_archive, is_archive
 from aidentify.data.clean import apply_vote_rule
-from aidentify.faces.crop import (
-    DetectorSettings,
-    detect_faces,
-    load_cascade,
-    resize_square,
-    square_crop,
-    whole_image,
-)
-from aidentify.data.images import read_gray, write_png
+from aidentify.data.images import read_gray, read_image, write_png
+from aidentify.faces.crop import cut_face, resize_square
+from aidentify.faces.detector import FaceDetector, make_detector
 from aidentify.data.manifest import SPLITS, absolute_paths, read_manifest
 from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, DataError
@@ -172,41 +166,39 @@ def _external_data(source: Path, config: EvaluateConfig, metadata: dict[str, Any
     for dropped in drops:
         for reason, count in dropped["reason"].value_counts().items():
             excluded[f"label: {reason}"] = excluded.get(f"label: {reason}", 0) + int(count)
-    mode = config.detect
+    recorded = FaceDetection.from_recorded(metadata.get("faces"))
+    mode, crops_whole = config.detect, False
     if mode == "auto":
-        faces = metadata.get("faces") or {}
-        mode = "never" if found.layout in CROPPED_LAYOUTS else faces.get("detect", "always")
-    paths, labels, ids = _crop_faces(frame, mode, metadata, scratch / "crops", excluded, progress)
+        # FER+ layouts are crops (never detect); elsewhere detect as in training, but keep small crops whole.
+        mode, crops_whole = ("never", False) if found.layout in CROPPED_LAYOUTS else (recorded.detect, True)
+    detector = None
+    if mode != "never":
+        recorded.detector = config.detector if config.detector != "recorded" else recorded.detector
+        detector = make_detector(recorded, "still")
+    size = int(metadata.get("prepared_size") or metadata["input_size"])
+    paths, labels, ids = _crop_faces(frame, mode, crops_whole, detector, recorded.margin, size,
+                                     scratch / "crops", excluded, progress)
     if not paths:
         raise DataError(f"no usable labelled faces in {source} (left out: {excluded})")
-    return EvalData(paths, labels, ids, f"{source} ({found.layout}, detect {mode})", excluded)
+    used = f"detect {mode}" + (f", {detector.name}" if detector else "")
+    return EvalData(paths, labels, ids, f"{source} ({found.layout}, {used})", excluded)
 
 
-def _crop_faces(frame: pd.DataFrame, mode: str, metadata: dict[str, Any], out: Path, excluded: dict,
-                progress: ProgressFn) -> tuple[list[str], list[str], list[str]]:
-    """Cut faces exactly as ``prepare`` did for the model's training data."""
-    faces = metadata.get("faces") or {}
-    size = int(metadata.get("prepared_size") or metadata["input_size"])
-    margin = float(faces.get("margin", 0.2))
-    settings = DetectorSettings(faces.get("scale_factor", 1.1), faces.get("min_neighbors", 5),
-                                faces.get("min_size", 30), faces.get("max_side", 640))
-    cascade = load_cascade() if mode != "never" else None
+def _crop_faces(frame: pd.DataFrame, mode: str, crops_whole: bool, detector: FaceDetector | None, margin: float,
+                size: int, out: Path, excluded: dict, progress: ProgressFn) -> tuple[list[str], list[str], list[str]]:
+    """Cut faces through the crop path ``prepare`` used for the model's training data."""
     paths, labels, ids = [], [], []
     for i, row in enumerate(frame.itertuples(index=False)):
-        gray = read_gray(Path(row.abs_path))
-        if gray is None:
+        image = read_gray(Path(row.abs_path)) if mode == "never" else read_image(Path(row.abs_path))
+        if image is None:
             excluded["unreadable"] = excluded.get("unreadable", 0) + 1
             continue
-        boxes = detect_faces(cascade, gray, settings) if cascade is not None else []
-        if len(boxes):
-            crop = square_crop(gray, boxes[0], margin, size)
-        elif mode == "always":
+        cut = cut_face(image, detector, mode, margin, size, crops_whole=crops_whole)
+        if cut.crop is None:
             excluded["no face found"] = excluded.get("no face found", 0) + 1
             continue
-        else:
-            crop = whole_image(gray, size)
         path = out / f"{i:07d}.png"
-        write_png(path, crop)
+        write_png(path, cut.crop)
         paths.append(str(path))
         labels.append(row.label)
         ids.append(row.id)
