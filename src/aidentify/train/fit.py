@@ -228,12 +228,31 @@ def _compile(model: Any, config: TrainCommon, learning_rate: float, steps: int, 
     )
 
 
-def _build(config: TrainCommon, n_classes: int) -> Any:
+def _build(config: TrainCommon, n_classes: int, base_weights: Path | None = None) -> Any:
     from aidentify.train.models import build_cnn, build_densenet
 
     if config.model == "cnn":
         return build_cnn(config.image_size, n_classes, config.cnn, config.augmentation, config.seed)
-    return build_densenet(config.image_size, n_classes, config.densenet, config.augmentation, config.seed)
+    return build_densenet(config.image_size, n_classes, config.densenet, config.augmentation, config.seed,
+                          weights=base_weights)
+
+
+def _resolve_base_weights(config: TrainCommon, events: TrainEvents) -> tuple[TrainCommon, Path | None]:
+    """DenseNet's base weights as a local file, fetched or checked before any training data is read.
+
+    Returns the config to record (a ``densenet.weights`` path made absolute;
+    ``imagenet`` stays, as Keras's cache differs per machine) and the file.
+    A run starting from ``init_weights`` replaces every base weight, so it
+    fetches nothing and builds the base with random weights.
+    """
+    if config.model != "densenet" or config.init_weights:
+        return config, None
+    from aidentify.train.models import resolve_densenet_weights
+
+    weights = resolve_densenet_weights(config.densenet.weights, events.message)
+    if weights is not None and config.densenet.weights != "imagenet":
+        config = config.model_copy(update={"densenet": config.densenet.model_copy(update={"weights": weights})})
+    return config, weights
 
 
 def _initial_weights_source(config: TrainCommon, classes: list[str]) -> tuple[Path, dict[str, Any]]:
@@ -387,11 +406,12 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
         if not data_check.is_file():
             raise DataError(f"no training data at {data_check}; run `aidentify augment` first "
                             "(or --set data_dir=data/prepared to train without augmentation)")
+        config, base_weights = _resolve_base_weights(config, events)
         run_dir = next_run_dir(Path(config.project) / config.model, config.name)
         try:
             atomic_write_text(run_dir / "config.yaml", dump_config(config))
             with run_lock(run_dir):
-                return _fit(config, events, run_dir, state, resumed=False)
+                return _fit(config, events, run_dir, state, resumed=False, base_weights=base_weights)
         except (ConfigError, DataError):
             if not (run_dir / "weights").exists():  # refused before its first epoch: leave no empty run behind
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -401,7 +421,7 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
 
 
 def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[str, Any],
-         resumed: bool) -> TrainResult:
+         resumed: bool, base_weights: Path | None = None) -> TrainResult:
 
     import_tensorflow()
     import keras
@@ -451,6 +471,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         **({"init_weights": str(init_source), "init_weights_sha256": sha256_file(init_source)} if init_source else {}),
         # A shipped model's own history, so the new model's provenance can go back past it.
         **({"init_weights_provenance": init_metadata["provenance"]} if "provenance" in init_metadata else {}),
+        **({"densenet_weights": str(base_weights), "densenet_weights_sha256": sha256_file(base_weights)}
+           if base_weights else {}),
         **({"distill": distillation} if distillation else {}),
         "versions": _versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -465,7 +487,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
             model = keras.models.load_model(last, compile=True)
             reseed_random_layers(model, stream_seed)
         else:
-            model = _build(config, len(data.classes))
+            model = _build(config, len(data.classes), base_weights)
             if init_source is not None:
                 events.message(_load_initial_weights(model, init_source, data.train.paths, config.image_size))
             _compile(model, config, config.learning_rate, steps, config.epochs)
@@ -557,7 +579,7 @@ def _resumed_run_info(first: dict, run_info: dict) -> dict:
     if not first:
         return run_info
     kept = {k: first[k] for k in ("init_weights", "init_weights_sha256", "init_weights_provenance", "distill",
-                                  "started") if k in first}
+                                  "densenet_weights", "densenet_weights_sha256", "started") if k in first}
     resumed = [*first.get("resumed", []), run_info["started"]]
     return {**run_info, **kept, "resumed": resumed}
 
