@@ -229,7 +229,7 @@ class FineTune(StrictModel):
 
 
 class DenseNetArchitecture(StrictModel):
-    weights: Literal["imagenet"] | None = "imagenet"
+    weights: Literal["imagenet"] | Path | None = "imagenet"  # or a local weights file of the base (no top)
     head_units: int = Field(default=256, ge=0)
     dropout: float = Field(default=0.3, ge=0.0, lt=1.0)
     fine_tune: FineTune = Field(default_factory=FineTune)

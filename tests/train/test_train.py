@@ -114,7 +114,8 @@ def test_a_resumed_run_draws_new_augmentations_dropout_and_batch_order(tiny_data
     """Resuming must not replay epoch 1's random draws: the model has already fitted those exact images."""
     import keras
 
-    from aidentify.train.fit import _build, random_stream_seed, reseed_random_layers, seed_everything
+    from aidentify.train.device import random_stream_seed, reseed_random_layers, seed_everything
+    from aidentify.train.fit import _build
 
     config = cnn_config(tiny_data, tmp_path, epochs=2)
     run = interrupted_after_first_epoch(config)

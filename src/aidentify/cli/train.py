@@ -114,7 +114,7 @@ def evaluate(
 ) -> None:
     """Accuracy, macro-F1, per-class scores, confusion matrix and worst mistakes."""
     from aidentify.train.evaluate import evaluate as run
-    from aidentify.train.fit import next_run_dir
+    from aidentify.train.runs import next_run_dir
 
     def work() -> None:
         cfg, origin = load_config(EvaluateConfig, config, set_, stage="evaluate")

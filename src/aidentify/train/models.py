@@ -8,15 +8,26 @@ a bare ``model(x)`` runs the random augmentation layers.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aidentify.config import Augmentation, CnnArchitecture, DenseNetArchitecture
+from aidentify.errors import ConfigError, DownloadError
 
 # DenseNet's own preprocessing ("torch" mode): x/255, then ImageNet mean and std per channel.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Grey level of an erased rectangle: the middle of the 0-255 range the augmentation layers see.
 ERASE_FILL = 128.0
+# The ImageNet weights of DenseNet169 without its classifier top, as keras.applications.densenet
+# names, fetches and checks them (a test keeps these equal to the installed Keras).
+DENSENET169_NOTOP_FILE = "densenet169_weights_tf_dim_ordering_tf_kernels_notop.h5"
+DENSENET169_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/densenet/"
+                         + DENSENET169_NOTOP_FILE)
+DENSENET169_NOTOP_MD5 = "b8c4d4c20dd625c148057b9ff1c1176b"
 
 
 def augmentation_layers(config: Augmentation, seed: int) -> list[Any]:
@@ -91,11 +102,13 @@ def build_cnn(size: int, n_classes: int, arch: CnnArchitecture, augmentation: Au
 
 
 def build_densenet(size: int, n_classes: int, arch: DenseNetArchitecture, augmentation: Augmentation,
-                   seed: int) -> Any:
+                   seed: int, weights: Path | None = None) -> Any:
     """DenseNet169 transfer model: grayscale repeated to RGB, DenseNet's preprocessing inside.
 
-    The base is created frozen and called with ``training=False`` so its
-    BatchNorm statistics never change, even after :func:`unfreeze_top`.
+    The base loads ``weights``, the local file :func:`resolve_densenet_weights`
+    made of ``arch.weights`` (None: random weights). It is created frozen and
+    called with ``training=False`` so its BatchNorm statistics never change,
+    even after :func:`unfreeze_top`.
     """
     import keras
     from keras import layers
@@ -105,7 +118,8 @@ def build_densenet(size: int, n_classes: int, arch: DenseNetArchitecture, augmen
     x = layers.Rescaling(1 / 255.0, name="scale")(x)
     x = layers.Normalization(mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD],
                              name="imagenet_norm")(x)
-    base = keras.applications.DenseNet169(include_top=False, weights=arch.weights, input_shape=(size, size, 3))
+    base = keras.applications.DenseNet169(include_top=False, weights=None if weights is None else str(weights),
+                                          input_shape=(size, size, 3))
     base.trainable = False
     x = base(x, training=False)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -115,6 +129,135 @@ def build_densenet(size: int, n_classes: int, arch: DenseNetArchitecture, augmen
         x = layers.Dropout(arch.dropout, name="head_drop2")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="emotion")(x)
     return keras.Model(inputs, outputs, name="aidentify_densenet")
+
+
+def resolve_densenet_weights(weights: str | Path | None,
+                             message: Callable[[str], None] = lambda text: None) -> Path | None:
+    """The local file DenseNet169's base will load, found before any training data is read.
+
+    ``imagenet``: Keras's ImageNet file, fetched into Keras's cache on first use
+    (:func:`fetch_imagenet_weights`). A path: a weights file of DenseNet169
+    without its top, checked by :func:`check_densenet_weights`; returned
+    absolute. ``None``: random weights, nothing to resolve.
+    """
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        return fetch_imagenet_weights(message)
+    path = Path(weights).expanduser().absolute()
+    if not path.is_file():
+        raise ConfigError(f"densenet.weights {path}: no such file; {_expected_file()}")
+    check_densenet_weights(path)
+    return path
+
+
+def keras_models_dir() -> Path:
+    """Where Keras keeps the weights it downloads: ``$KERAS_HOME/models``, else ``~/.keras/models``.
+
+    Read at call time (Keras reads ``KERAS_HOME`` once, on import). As Keras
+    does, falls back to ``/tmp/.keras`` when the folder cannot be written.
+    """
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    try:
+        (home / "models").mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+    if not os.access(home / "models", os.W_OK):
+        home = Path(tempfile.gettempdir()) / ".keras"
+    return home / "models"
+
+
+def fetch_imagenet_weights(message: Callable[[str], None] = lambda text: None) -> Path:
+    """DenseNet169's ImageNet weights (no top) from Keras's cache, downloaded there first if missing.
+
+    The same file name, URL and checksum as ``keras.applications.DenseNet169``
+    uses, through Keras's own ``get_file``. A failed download is a
+    :class:`DownloadError` that says where the file goes and how else to go on.
+    """
+    from aidentify.native_logs import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    folder = keras_models_dir()
+    target = folder / DENSENET169_NOTOP_FILE
+    cached = target.is_file()
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()  # Keras's "Downloading data from" line and progress bar
+    try:
+        path = Path(keras.utils.get_file(DENSENET169_NOTOP_FILE, DENSENET169_NOTOP_URL,
+                                         file_hash=DENSENET169_NOTOP_MD5, cache_subdir="models",
+                                         cache_dir=str(folder.parent)))
+    except Exception as exc:  # Keras wraps network errors in a bare Exception
+        stale = "; the file that was there failed Keras's checksum, and Keras deleted it" if cached else ""
+        raise DownloadError(
+            f"could not download DenseNet169's ImageNet weights from {DENSENET169_NOTOP_URL} "
+            f"({_download_failure(exc)}{stale}); Keras keeps them at {target}: copy the file there or pass it "
+            "with --set densenet.weights=PATH, or train from random weights with --set densenet.weights=null"
+        ) from exc
+    finally:
+        if interactive:
+            keras.config.enable_interactive_logging()
+    if not cached:
+        message(f"downloaded DenseNet169's ImageNet weights to {path}")
+    return path
+
+
+def _download_failure(exc: BaseException) -> str:
+    """Why Keras's ``get_file`` failed, without the URL it repeats."""
+    import urllib.error
+
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, urllib.error.HTTPError):
+        return f"HTTP {cause.code} {cause.msg}"
+    if isinstance(cause, urllib.error.URLError):
+        return str(cause.reason)
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def check_densenet_weights(path: Path) -> None:
+    """Refuse a file that is not DenseNet169's weights without the top.
+
+    Keras loads a file of the right format into whatever it fits and ignores
+    extra arrays, so a file *with* the top would load silently: the arrays are
+    counted first, then the file is loaded into a bare base (the weights do not
+    depend on the input size, so a small one is built). Keras's ``.h5`` (its
+    ImageNet files) and ``.weights.h5`` (``save_weights``) formats both work.
+    """
+    import warnings
+
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            arrays: list[int] = []
+            f.visititems(lambda name, item: arrays.append(1) if isinstance(item, h5py.Dataset) else None)
+    except OSError:
+        raise ConfigError(f"densenet.weights {path} is not an HDF5 weights file; {_expected_file()}") from None
+
+    from aidentify.native_logs import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    base = keras.applications.DenseNet169(include_top=False, weights=None, input_shape=(32, 32, 3))
+    if len(arrays) != len(base.weights):
+        top = " (weights with the top, or of another network?)" if len(arrays) > len(base.weights) else ""
+        raise ConfigError(f"densenet.weights {path} holds {len(arrays)} arrays, DenseNet169 without its top has "
+                          f"{len(base.weights)}{top}; {_expected_file()}")
+    try:
+        with warnings.catch_warnings():  # Keras warns once per layer it cannot match
+            warnings.simplefilter("ignore")
+            base.load_weights(str(path))
+    except Exception as exc:  # Keras raises ValueError for shapes, others for formats
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0].split(" Example error message")[0]
+        raise ConfigError(f"densenet.weights {path} does not fit DenseNet169 without its top ({reason}); "
+                          f"{_expected_file()}") from None
+
+
+def _expected_file() -> str:
+    return (f"expected DenseNet169's ImageNet weights without the top, {DENSENET169_NOTOP_FILE} "
+            f"(from {DENSENET169_NOTOP_URL}), or save_weights of a DenseNet169(include_top=False) base")
 
 
 def densenet_base(model: Any) -> Any:
