@@ -2,7 +2,7 @@
 
 FER+ Valid faces (the ``val`` split of a prepared FER+ set, 96 px crops) are
 framed with 50% replicated border, turned by each test angle, and given to a
-detector with eye keypoints (BlazeFace by default). Each face it finds is cut
+detector with eye keypoints (MTCNN, the default, or BlazeFace). Each face it finds is cut
 twice through the crop path, plain (``face_crops``) and aligned
 (``face_crops(..., eyes=...)``), and classified by the shipped model (one view,
 int8, LiteRT). Printed per angle: faces found, accuracy of plain and aligned
@@ -69,7 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data/prepared"))
     parser.add_argument("--angles", type=float, nargs="+", default=[0, 15, -15, 30, -30])
-    parser.add_argument("--detector", default="blazeface")
+    parser.add_argument("--detector", default="mtcnn")
     parser.add_argument("--limit", type=int, default=0, help="first N Valid images (0 = all)")
     args = parser.parse_args()
     try:

@@ -1,14 +1,17 @@
-"""Measure how each detector's box sits on a face relative to the Haar cascade's box.
+"""Measure where each detector's box sits on a face, so every backend cuts FER+'s own crop.
 
-The crop margins AIdentify uses (``prepare``'s ``faces.margin``, the FER+
-margin of 0.1 in ``live``) were measured against Haar boxes. For the crop path
-to cut the same crop whichever detector found the face, every backend's box is
-mapped to the Haar box of the same face (``BOX_CALIBRATION`` in
-``aidentify/faces/crop.py``). This script measures that mapping on FER+ Valid
-faces: each 48 px face is enlarged 3x and framed with 50% replicated border so
-every detector sees a whole head; where Haar and the backend both find exactly
-one face, it records Haar's side / the backend's side and the centre offsets
-in units of the backend's side, and prints their medians (and quartiles).
+The crop path grows a "reference" box by the model's margin: for a model
+trained on FER+'s 48 px crops that margin is 0.1 per side, because the Haar
+cascade's box covers 83% of a FER+ image's side (the reference is Haar's box).
+For another backend to cut the same crop, its box is mapped to that reference
+(``BOX_CALIBRATION`` in ``aidentify/faces/crop.py``). This script measures the
+mapping on FER+ Valid faces, where the right crop is known exactly: each 48 px
+face is enlarged 3x (144 px) and framed by 72 px of replicated border, so the
+ideal crop is the original image and the ideal reference box is its central
+120 px (144 / 1.2). For every face a backend finds, it records the reference
+side over the backend's box side and the centre offsets in units of the
+backend's side, and prints their medians and the scale's quartiles (Haar
+included as a check: its scale should be near 1).
 
     .venv/bin/python benchmarks/box_calibration.py [--archive ../shared/datasets/ferplus-trainvalid.zip] [--limit 1500]
 """
@@ -38,19 +41,23 @@ def framed_faces(archive: Path, limit: int):
             yield cv2.cvtColor(framed, cv2.COLOR_GRAY2BGR)
 
 
+# The framed face's ideal reference box: the 144 px FER+ crop at (72, 72) shrunk by the 0.1 margin per side.
+IDEAL_SIDE = 144 / 1.2
+IDEAL_CENTRE = 72 + 144 / 2
+
+
 def calibrate(backend: str, archive: Path, limit: int) -> tuple[np.ndarray, int]:
-    """``(K, 3)`` rows of (scale, shift x, shift y) for the faces both detectors found once."""
-    haar = make_detector(FaceDetectorSettings(detector="haar"))
-    other = make_detector(FaceDetectorSettings(detector=backend))
+    """``(K, 3)`` rows of (scale, shift x, shift y) for the faces the backend found exactly once."""
+    detector = make_detector(FaceDetectorSettings(detector=backend))
     rows, seen = [], 0
     for image in framed_faces(archive, limit):
         seen += 1
-        ref, found = haar.detect(image), other.detect(image)
-        if len(ref) != 1 or len(found) != 1:
+        found = detector.detect(image)
+        if len(found) != 1:
             continue
-        (hx, hy, hw, hh), (bx, by, bw, bh) = ref.boxes[0], found.boxes[0]
-        side = max(bw, bh)
-        rows.append((max(hw, hh) / side, (hx + hw / 2 - bx - bw / 2) / side, (hy + hh / 2 - by - bh / 2) / side))
+        x, y, w, h = found.boxes[0]
+        side = max(w, h)
+        rows.append((IDEAL_SIDE / side, (IDEAL_CENTRE - x - w / 2) / side, (IDEAL_CENTRE - y - h / 2) / side))
     return np.array(rows).reshape(-1, 3), seen
 
 
@@ -59,12 +66,12 @@ def main() -> int:
     parser.add_argument("--archive", type=Path,
                         default=Path(__file__).resolve().parents[1].parent / "shared/datasets/ferplus-trainvalid.zip")
     parser.add_argument("--limit", type=int, default=1500)
-    parser.add_argument("--backends", nargs="+", default=["blazeface", "mtcnn"])
+    parser.add_argument("--backends", nargs="+", default=["haar", "blazeface", "mtcnn"])
     args = parser.parse_args()
     if not args.archive.is_file():
         print(f"error: {args.archive} not found; pass --archive with the FER+ image archive", file=sys.stderr)
         return 1
-    print("| backend | faces (both found one) | scale | shift x | shift y | scale IQR |")
+    print("| backend | faces found once | scale | shift x | shift y | scale IQR |")
     print("|---|---:|---:|---:|---:|---|")
     for backend in args.backends:
         rows, seen = calibrate(backend, args.archive, args.limit)

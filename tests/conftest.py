@@ -17,6 +17,9 @@ import pytest
 
 from aidentify.classes import VOTE_COLUMNS
 
+# The astronaut's face on skimage.data.astronaut(), marked by hand (x, y, w, h): brow to chin, ear to ear.
+ASTRONAUT_FACE = (178.0, 76.0, 92.0, 106.0)
+
 
 def texture(seed: int, size: int = 48) -> np.ndarray:
     """A distinct grayscale image: smooth random blobs (not near-duplicates of each other)."""

@@ -149,6 +149,7 @@ class FaceDetection(FaceDetectorSettings):
         default_factory=lambda: {"ferplus": "never", "fer2013": "never"}
     )
     margin: float = Field(default=0.2, ge=0.0, le=1.0)
+    align: bool = True
 
     @classmethod
     def from_recorded(cls, recorded: dict[str, Any] | None) -> FaceDetection:
@@ -156,9 +157,12 @@ class FaceDetection(FaceDetectorSettings):
 
         Models trained before the detector interface recorded Haar's knobs at the top
         level (``scale_factor``, ``min_neighbors``, ``min_size``, ``max_side``): they
-        are read as ``detector: haar`` with those knobs, so such a model is still
-        evaluated on faces found the way its training faces were.
+        are read as ``detector: haar`` with those knobs, and their margin (grown around
+        raw Haar boxes) is restated for reference boxes, so such a model is still fed
+        crops of the size it was trained on.
         """
+        from aidentify.faces.crop import reference_margin  # config stays importable without OpenCV
+
         recorded = dict(recorded or {})
         legacy = {key: recorded.pop(key) for key in ("scale_factor", "min_neighbors", "min_size", "max_side")
                   if key in recorded}
@@ -167,6 +171,9 @@ class FaceDetection(FaceDetectorSettings):
             recorded["haar"] = {k: legacy[k] for k in ("scale_factor", "min_neighbors") if k in legacy}
             if "min_size" in legacy:
                 recorded["min_face"] = legacy["min_size"]
+            if "margin" in recorded:  # it was grown around raw Haar boxes
+                recorded["margin"] = reference_margin(float(recorded["margin"]), "haar")
+            recorded["align"] = False  # Haar gives no eyes; these crops were never turned
         known = {key: value for key, value in recorded.items() if key in cls.model_fields}
         return cls.model_validate(known)
 
@@ -332,6 +339,7 @@ class LiveConfig(StrictModel):
     backend: Literal["auto", "litert", "keras"] = "auto"
     threads: int = Field(default=2, ge=1)
     crop_margin: float | Literal["auto"] = "auto"
+    align: bool = True
     tta_flip: bool = False
     tta_zooms: TestTimeZooms = Field(default_factory=list)
     detect: LiveDetection = Field(default_factory=LiveDetection)

@@ -14,13 +14,15 @@ import cv2
 import numpy as np
 import pytest
 
+import conftest
+
 from aidentify.errors import DataError
 from aidentify.faces import blazeface as bf
 from aidentify.faces.boxes import iou_matrix, weighted_nms
 
 data = pytest.importorskip("skimage.data")
 
-ASTRONAUT_FACE = np.array([178.0, 78.0, 92.0, 106.0])  # (x, y, w, h), marked by hand
+ASTRONAUT_FACE = np.array(conftest.ASTRONAUT_FACE)
 ASTRONAUT_HEAD = (138, 30, 176, 190)  # (x, y, w, h): the face with hair and neck, for pasting
 
 

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
+import conftest
+
 from aidentify.config import FaceDetectorSettings, MtcnnSettings
 from aidentify.faces.boxes import iou_matrix
 from aidentify.faces.detector import MTCNN_KEYPOINTS, make_detector
@@ -30,7 +32,7 @@ from aidentify.faces.mtcnn_convert import (NETWORKS, build_network, ensure_conve
                                            weights_key)
 
 # The astronaut's face, marked by hand on the 512 x 512 photo: cheek to cheek, hairline to chin.
-ASTRONAUT_FACE = np.array([181.0, 74.0, 92.0, 104.0])
+ASTRONAUT_FACE = np.array(conftest.ASTRONAUT_FACE)
 # Our keypoint names (the person's left and right) as the package names them (the viewer's).
 PACKAGE_KEYPOINT = {"right_eye": "left_eye", "left_eye": "right_eye", "nose": "nose",
                     "mouth_right": "mouth_left", "mouth_left": "mouth_right"}

@@ -155,7 +155,7 @@ def _prepare_chunk(chunk, faces, image_size: int, partial: str) -> list[list[str
         if image is None:
             rows.append([image_id, "unreadable", "0", ""])
             continue
-        cut = cut_face(image, _worker_detector, mode, faces.margin, image_size)
+        cut = cut_face(image, _worker_detector, mode, faces.margin, image_size, align=faces.align)
         if cut.crop is None:
             rows.append([image_id, cut.outcome, "0", ""])
             continue

@@ -4,8 +4,8 @@
 ``serve`` all cut faces here, so a model always sees faces cut exactly the way
 its training faces were cut. Detector boxes differ in how much of the head
 they cover; :func:`reference_boxes` maps every backend's boxes to one
-reference (the Haar cascade's, which the crop margins were measured against)
-before the margin is applied.
+reference box (the tight box FER+'s own crops are grown from) before the
+margin is applied.
 """
 
 from __future__ import annotations
@@ -21,29 +21,40 @@ from aidentify.faces.detector import FaceDetector, Faces
 # 48 px; AffectNet-HQ's are larger photos): in ``auto`` mode it is used whole, never dropped.
 FACE_CROP_MAX_SIDE = 128
 
-# Haar boxes on FER+'s 48 px images cover a median 83% of the image side
-# (measured on 874 Valid images where the cascade fires), i.e. FER+ crops are
-# the Haar box grown by about 10% per side. Models trained on FER+'s own crops
-# (no detection in `prepare`) see detected faces cut the same way.
+# A "reference" box is the face box that FER+'s own crop is grown from by FERPLUS_CROP_MARGIN per side:
+# FER+ crops are tight, brow to chin. A model trained on FER+'s crops (no detection in `prepare`) is
+# fed faces cut the same way by growing every backend's reference box by this margin.
 FERPLUS_CROP_MARGIN = 0.1
 
-# Each backend's box as the Haar box of the same face: (side scale, centre shift x, centre shift y),
-# shifts in units of the backend's box side. Measured on FER+ Valid faces where both fire
-# (benchmarks/box_calibration.py); Haar is the reference by definition.
-# 1,075 (BlazeFace) and 1,083 (MTCNN) of 1,500 faces; side-scale quartiles 1.00-1.13 and 0.87-0.98.
+# Each backend's box as a reference box: (side scale, centre shift x, centre shift y), shifts in units
+# of the backend's box side. Measured on 1,500 FER+ Valid faces enlarged 3x and framed, where the right
+# crop is the original image (benchmarks/box_calibration.py): medians over the faces each backend found
+# (Haar 1,152, BlazeFace 1,317, MTCNN 1,295); the scale's quartiles are 0.81-0.92, 0.84-1.04, 0.72-0.88.
+# The default model's FER+ Valid accuracy on MTCNN's crops peaks for scales 0.76-0.84 (0.79 chosen here
+# by geometry), against 0.835 with the raw box (docs/detectors.md).
 BOX_CALIBRATION: dict[str, tuple[float, float, float]] = {
-    "haar": (1.0, 0.0, 0.0),
-    "blazeface": (1.059, 0.006, -0.046),
-    "mtcnn": (0.926, 0.006, -0.008),
+    "haar": (0.851, -0.003, 0.0),
+    "blazeface": (0.924, 0.002, -0.040),
+    "mtcnn": (0.792, 0.006, -0.005),
 }
 
 
-def reference_boxes(boxes: np.ndarray, detector: str) -> np.ndarray:
-    """``(N, 4)`` boxes of backend ``detector`` as Haar-equivalent ``(x, y, w, h)`` boxes (floats).
+def reference_margin(margin: float, detector: str) -> float:
+    """A margin that was applied to ``detector``'s raw boxes, restated for its reference boxes.
 
-    A crop margin (``prepare``'s ``faces.margin``, the FER+ margin of 0.1) was
-    measured on Haar boxes; a backend whose box is tighter or sits lower on the
-    face would otherwise cut a different crop from the same face.
+    Models trained before boxes were calibrated recorded a margin around raw
+    Haar boxes; this keeps their crops the same size: ``(1 + 2m) / scale = 1 + 2m'``.
+    """
+    scale = BOX_CALIBRATION.get(detector, (1.0, 0.0, 0.0))[0]
+    return ((1 + 2 * margin) / scale - 1) / 2
+
+
+def reference_boxes(boxes: np.ndarray, detector: str) -> np.ndarray:
+    """``(N, 4)`` boxes of backend ``detector`` as square reference ``(x, y, w, h)`` boxes (floats).
+
+    Backends box the same face differently (MTCNN's box reaches below the
+    chin, BlazeFace's sits higher); mapping each to the reference first makes a
+    margin mean the same crop whichever backend found the face.
     """
     scale, shift_x, shift_y = BOX_CALIBRATION.get(detector, (1.0, 0.0, 0.0))
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -92,14 +103,15 @@ def is_face_crop(image: np.ndarray) -> bool:
 
 
 def cut_face(image: np.ndarray, detector: FaceDetector | None, mode: str, margin: float, size: int,
-             crops_whole: bool = False) -> FaceCut:
+             crops_whole: bool = False, align: bool = False) -> FaceCut:
     """Cut the face a model should see from one ``(H, W[, 3]) uint8`` image (BGR or gray).
 
     ``mode``: ``always`` (the largest face; drop the image without one),
     ``never`` (the whole image: it is a face crop already) or ``fallback`` (the
     largest face, else the whole image). With ``crops_whole``, an image that
-    :func:`is_face_crop` is used whole whatever the mode. ``detector`` may be
-    None only when no detection is needed. Returns a :class:`FaceCut`.
+    :func:`is_face_crop` is used whole whatever the mode. With ``align``, a face
+    whose detector gives eye keypoints is turned so the eyes are level. ``detector``
+    may be None only when no detection is needed. Returns a :class:`FaceCut`.
     """
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if mode == "never" or (crops_whole and is_face_crop(gray)):
@@ -108,27 +120,38 @@ def cut_face(image: np.ndarray, detector: FaceDetector | None, mode: str, margin
         raise ValueError(f"mode {mode!r} needs a face detector")
     faces = detector.detect(image).largest_first()
     if len(faces):
-        box = reference_boxes(faces.boxes[:1], detector.name)[0]
-        return FaceCut(square_crop(gray, box, margin, size), "face", faces,
-                       tuple(int(round(v)) for v in faces.boxes[0]))
+        crop = face_crops(gray, faces.boxes[:1], detector.name, margin, size, eyes_of(faces, align, 1))[0]
+        return FaceCut(crop, "face", faces, tuple(int(round(v)) for v in faces.boxes[0]))
     if mode == "always":
         return FaceCut(None, "no_face", faces)
     return FaceCut(whole_image(gray, size), "fallback_whole", faces)
+
+
+def eyes_of(faces: Faces, align: bool, limit: int | None = None) -> np.ndarray | None:
+    """The ``(N, 2, 2)`` eye points of the first ``limit`` faces when aligning and the detector gives them.
+
+    Every backend with keypoints lists the person's right eye, then left eye, first.
+    """
+    if not align or faces.keypoints is None or faces.keypoints.shape[1] < 2:
+        return None
+    return faces.keypoints[:limit, :2]
 
 
 def face_crops(gray: np.ndarray, boxes: np.ndarray, detector: str, margin: float, size: int,
                eyes: np.ndarray | None = None) -> np.ndarray:
     """``(N, size, size) uint8`` crops of ``gray`` around backend ``detector``'s ``(N, 4)`` boxes.
 
-    With ``eyes`` (``(N, 2, 2)`` image pixels: the person's right eye, then left eye),
-    each crop is rotated about its centre so that the eyes are level (:func:`aligned_crop`).
+    With ``eyes`` (``(N, 2, 2)`` image pixels: the person's right eye, then left eye;
+    a NaN row for a face without them), each crop is turned about its centre so
+    that the eyes are level (:func:`aligned_crop`).
     """
     reference = reference_boxes(boxes, detector)
     if len(reference) == 0:
         return np.zeros((0, size, size), dtype=np.uint8)
     if eyes is None:
         return np.stack([square_crop(gray, box, margin, size) for box in reference])
-    return np.stack([aligned_crop(gray, box, pair, margin, size) for box, pair in zip(reference, eyes)])
+    return np.stack([square_crop(gray, box, margin, size) if np.isnan(pair).any()
+                     else aligned_crop(gray, box, pair, margin, size) for box, pair in zip(reference, eyes)])
 
 
 def eye_angle(eyes: np.ndarray) -> float:
@@ -145,14 +168,14 @@ def aligned_crop(gray: np.ndarray, box, eyes: np.ndarray, margin: float, size: i
 
     Returns ``(size, size) uint8``. The square is cut at the face's own scale
     with one affine warp (bilinear, edges replicated) and then resized like
-    every other crop, so an upright face gives the same pixels as ``square_crop``
-    up to rounding of the square's corner.
+    every other crop, so level eyes give exactly the pixels of ``square_crop``.
     """
     x, y, w, h = (float(v) for v in box)
     side = max(1, int(round(max(w, h) * (1 + 2 * margin))))
     centre = (x + w / 2, y + h / 2)
+    corner = (int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)))  # as square_crop rounds it
     rotation = cv2.getRotationMatrix2D(centre, eye_angle(eyes), 1.0)
-    rotation[:, 2] += np.array([side / 2 - centre[0], side / 2 - centre[1]])
+    rotation[:, 2] -= np.array(corner, dtype=np.float64)
     crop = cv2.warpAffine(gray, rotation, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return resize_square(crop, size)
 

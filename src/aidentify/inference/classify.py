@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from aidentify.config import FaceDetection
 from aidentify.errors import DataError
 from aidentify.native_logs import import_tensorflow, native_stderr_silenced
 from aidentify.inference.modelfile import load_model, read_metadata, resolve_model_path
@@ -50,7 +51,7 @@ class ModelInfo:
     classes: list[str]
     input_size: int
     channels: int
-    crop_margin: float | None  # prepare's margin when training crops were cut around Haar boxes, else None
+    crop_margin: float | None  # prepare's margin around reference boxes when training crops were detected, else None
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)  # everything the model file says
 
     @classmethod
@@ -62,7 +63,7 @@ class ModelInfo:
             raise DataError(f"{path}: its metadata lacks class names or an input size; "
                             "use a model trained or exported by AIdentify") from None
         faces = metadata.get("faces") or {}
-        margin = faces.get("margin") if metadata.get("crops") == "detected" else None
+        margin = FaceDetection.from_recorded(faces).margin if metadata.get("crops") == "detected" else None
         return cls(path, classes, size, int(metadata.get("channels", 1)), margin, metadata)
 
 

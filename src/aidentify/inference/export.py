@@ -36,7 +36,7 @@ def check_crops(size: int) -> np.ndarray:
     """Real face crops for the output check: the demo's faces, mirrored and shifted."""
     import cv2
 
-    from aidentify.live.demo import MAX_FACES, face_sprites
+    from aidentify.faces.samples import MAX_FACES, face_sprites
 
     crops = []
     for sprite in face_sprites(MAX_FACES, side=96):

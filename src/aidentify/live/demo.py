@@ -17,38 +17,8 @@ import cv2
 import numpy as np
 
 from aidentify.errors import DataError
+from aidentify.faces.samples import face_sprites
 from aidentify.files import PendingFile
-
-# Astronaut face box found by the Haar cascade on skimage.data.astronaut().
-ASTRONAUT_FACE = (177, 66, 95, 95)
-# LFW-subset images (of the 100 faces) whose upscaled crops the cascade finds.
-LFW_FACES = (0, 3, 7, 9, 11, 15, 18, 2, 5, 8, 10, 12)
-MAX_FACES = 1 + len(LFW_FACES)
-
-
-def face_sprites(count: int, side: int = 120) -> list[np.ndarray]:
-    """``count`` BGR face images of ``side`` pixels: the astronaut first, then LFW faces."""
-    try:
-        from skimage import data
-    except ImportError:  # pragma: no cover - scikit-image is a dependency
-        raise DataError("the demo needs scikit-image (pip install scikit-image)") from None
-    if not 1 <= count <= MAX_FACES:
-        raise DataError(f"the demo has 1 to {MAX_FACES} faces, not {count}")
-    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    x, y, w, h = ASTRONAUT_FACE
-    grow = int(w * 0.3)
-    head = astronaut[max(y - grow, 0):y + h + grow, max(x - grow, 0):x + w + grow]
-    sprites = [cv2.resize(head, (side, side), interpolation=cv2.INTER_AREA)]
-    lfw = data.lfw_subset()
-    for index in LFW_FACES[:count - 1]:
-        face = np.clip(lfw[index] * 255, 0, 255).astype(np.uint8)
-        inner = int(side * 0.8)
-        face = cv2.resize(face, (inner, inner), interpolation=cv2.INTER_CUBIC)
-        pad = (side - inner) // 2
-        face = cv2.copyMakeBorder(face, pad, side - inner - pad, pad, side - inner - pad, cv2.BORDER_REPLICATE)
-        sprites.append(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR))
-    return sprites
-
 
 def _background(width: int, height: int) -> np.ndarray:
     """A calm, slightly textured backdrop (a soft vertical gradient)."""

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from aidentify.config import LiveConfig, LiveDetection
-from aidentify.faces.crop import face_crops, model_crop_margin
+from aidentify.faces.crop import eyes_of, face_crops, model_crop_margin
 from aidentify.faces.detector import FaceDetector, make_detector
 from aidentify.inference.classify import Classifier, TestTimeViews
 from aidentify.inference.results import FaceResult, FrameResult
@@ -89,7 +89,7 @@ class LivePipeline:
                                                          interpolation=cv2.INTER_AREA)
         if detect_now:
             faces = self.detector.detect(frame).largest_first(self.config.detect.max_faces)
-            self.tracker.update(faces.boxes)
+            self.tracker.update(faces.boxes, eyes_of(faces, self.config.align))
         elif small is not None and self._previous_small is not None and self._previous_small.shape == small.shape:
             self.tracker.follow(self._previous_small, small, scale)
         self._previous_small = small
@@ -102,7 +102,10 @@ class LivePipeline:
             return []
         size = self.classifier.info.input_size
         boxes = np.array([t.box for t in tracks])
-        crops = face_crops(gray, boxes, self.detector.name, self.margin, size)
+        eyes = None
+        if self.config.align and any(t.eyes is not None for t in tracks):
+            eyes = np.array([t.eyes if t.eyes is not None else np.full((2, 2), np.nan) for t in tracks])
+        crops = face_crops(gray, boxes, self.detector.name, self.margin, size, eyes)
         probs = self.views.predict(self.classifier, crops)
         faces = []
         height, width = gray.shape[:2]

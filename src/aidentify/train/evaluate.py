@@ -176,16 +176,17 @@ def _external_data(source: Path, config: EvaluateConfig, metadata: dict[str, Any
         recorded.detector = config.detector if config.detector != "recorded" else recorded.detector
         detector = make_detector(recorded, "still")
     size = int(metadata.get("prepared_size") or metadata["input_size"])
-    paths, labels, ids = _crop_faces(frame, mode, crops_whole, detector, recorded.margin, size,
-                                     scratch / "crops", excluded, progress)
+    paths, labels, ids = _crop_faces(frame, mode, crops_whole, detector, recorded, size, scratch / "crops",
+                                     excluded, progress)
     if not paths:
         raise DataError(f"no usable labelled faces in {source} (left out: {excluded})")
     used = f"detect {mode}" + (f", {detector.name}" if detector else "")
     return EvalData(paths, labels, ids, f"{source} ({found.layout}, {used})", excluded)
 
 
-def _crop_faces(frame: pd.DataFrame, mode: str, crops_whole: bool, detector: FaceDetector | None, margin: float,
-                size: int, out: Path, excluded: dict, progress: ProgressFn) -> tuple[list[str], list[str], list[str]]:
+def _crop_faces(frame: pd.DataFrame, mode: str, crops_whole: bool, detector: FaceDetector | None,
+                faces: FaceDetection, size: int, out: Path, excluded: dict,
+                progress: ProgressFn) -> tuple[list[str], list[str], list[str]]:
     """Cut faces through the crop path ``prepare`` used for the model's training data."""
     paths, labels, ids = [], [], []
     for i, row in enumerate(frame.itertuples(index=False)):
@@ -193,7 +194,7 @@ def _crop_faces(frame: pd.DataFrame, mode: str, crops_whole: bool, detector: Fac
         if image is None:
             excluded["unreadable"] = excluded.get("unreadable", 0) + 1
             continue
-        cut = cut_face(image, detector, mode, margin, size, crops_whole=crops_whole)
+        cut = cut_face(image, detector, mode, faces.margin, size, crops_whole=crops_whole, align=faces.align)
         if cut.crop is None:
             excluded["no face found"] = excluded.get("no face found", 0) + 1
             continue
