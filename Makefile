@@ -79,10 +79,11 @@ default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferp
 		--set init_weights=$$(ls -td runs/cnn/default-cycle6*/ | head -n 1)
 	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default-cycle7*/ | head -n 1)
 
-bench: $(STAMP)  ## data, training and live speed; default model vs the fer package (README tables)
+bench: $(STAMP)  ## data, training, detection and live; default model vs the fer package (README tables)
 	$(BIN)/pip install --quiet --no-deps fer==25.10.3 "setuptools<81"
 	$(BIN)/python benchmarks/data_stages.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/detect.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/default_model.py
 
