@@ -348,6 +348,7 @@ class ServeLimits(StrictModel):
     max_upload_mb: float = Field(default=10.0, gt=0.0)
     max_megapixels: float = Field(default=50.0, gt=0.0)
     max_frame_kb: int = Field(default=2048, ge=16)
+    max_connections: int = Field(default=100, ge=1)
 
 
 class ServeStream(StrictModel):

@@ -116,7 +116,10 @@ def test_pixel_limit_below_pillows_own(client):
 
 def test_upload_over_10_mb_is_413(client):
     response = predict(client, b"\xff\xd8\xff" + b"\0" * (10 * 2**20), name="huge.jpg")
-    assert response.status_code == 413 and "10 MB" in response.json()["error"]
+    assert response.status_code == 413 and "limit of 10 MB" in response.json()["error"]
+    response = client.post("/api/predict", content=b"\0" * (11 * 2**20),  # refused on Content-Length alone
+                           headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 413 and "limit of 10 MB" in response.json()["error"]
     assert_still_serving(client)
 
 

@@ -54,13 +54,13 @@ def serve(
         shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
         shown = "127.0.0.1" if shown in ("0.0.0.0", "[::]") else shown
         console.print(f"models: {', '.join(service.models)}; face detector: {service.still_detector.name}; "
-                      f"{cfg.workers} workers")
+                      f"{service.pool.size} worker processes")
         if server_app.state.feed is not None:
             console.print(f"stream: {escape(server_app.state.feed.name)} at /stream.mjpg")
         console.print(f"[bold]serving on http://{shown}:{cfg.port}[/]  (API docs: /docs; Ctrl-C stops)",
                       highlight=False)
         uvicorn.run(server_app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=2)
+                    limit_concurrency=cfg.limits.max_connections, timeout_graceful_shutdown=2)
 
     run_guarded(verbose, work)
 

@@ -17,7 +17,7 @@ from aidentify import __version__
 from aidentify.serve.errors import ApiError
 from aidentify.serve.service import Service
 from aidentify.serve.stream import MEDIA_TYPE
-from aidentify.serve.uploads import ACCEPTED, FORM_OVERHEAD, parse_form, read_body
+from aidentify.serve.uploads import ACCEPTED, parse_form, read_body
 
 router = APIRouter()
 
@@ -104,7 +104,7 @@ async def predict(request: Request) -> JSONResponse:
     """
     service = _service(request)
     limit = int(service.config.limits.max_upload_mb * 2**20)
-    body = await read_body(request.stream(), limit + FORM_OVERHEAD, request.headers.get("content-length"))
+    body = await read_body(request.stream(), limit, request.headers.get("content-length"))
     parts = parse_form(body, request.headers.get("content-type"), limit)
     image = parts.get("image")
     if image is None:

@@ -91,17 +91,20 @@ def decode_image(data: bytes, max_megapixels: float) -> np.ndarray:
 
 
 async def read_body(chunks: AsyncIterator[bytes], limit: int, declared: str | None) -> bytes:
-    """The request body, read at most ``limit`` + 1 bytes far: ``ApiError`` 413 beyond ``limit``.
+    """A form's body for an image of at most ``limit`` bytes: ``ApiError`` 413 beyond it.
 
-    A ``Content-Length`` over the limit is refused before anything is read.
+    The body may be ``FORM_OVERHEAD`` bytes larger than the image (boundaries,
+    part headers, the ``model`` field); reading stops one byte past that, and a
+    ``Content-Length`` over it is refused before anything is read.
     """
     too_large = ApiError(413, f"upload over the limit of {limit / 2**20:.3g} MB")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    cap = limit + FORM_OVERHEAD
+    if declared is not None and declared.isdigit() and int(declared) > cap:
         raise too_large
     body = bytearray()
     async for chunk in chunks:
         body += chunk
-        if len(body) > limit:
+        if len(body) > cap:
             raise too_large
     return bytes(body)
 
