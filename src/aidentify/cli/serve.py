@@ -59,10 +59,38 @@ def serve(
             console.print(f"stream: {escape(server_app.state.feed.name)} at /stream.mjpg")
         console.print(f"[bold]serving on http://{shown}:{cfg.port}[/]  (API docs: /docs; Ctrl-C stops)",
                       highlight=False)
-        uvicorn.run(server_app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                    limit_concurrency=cfg.limits.max_connections, timeout_graceful_shutdown=2)
+        settings = uvicorn.Config(server_app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+                                  limit_concurrency=cfg.limits.max_connections, timeout_graceful_shutdown=5)
+        try:
+            StreamingServer(settings, server_app.state.feed).run()
+        except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
+            pass
+        console.print("server stopped")
 
     run_guarded(verbose, work)
+
+
+def _uvicorn_server():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, which also ends the endless ``/stream.mjpg`` responses when told to stop
+        (uvicorn waits for open responses before it shuts the app down)."""
+
+        def __init__(self, config, feed):
+            super().__init__(config)
+            self.feed = feed
+
+        def handle_exit(self, sig, frame) -> None:
+            if self.feed is not None:
+                self.feed.end_viewers()
+            super().handle_exit(sig, frame)
+
+    return Server
+
+
+def StreamingServer(config, feed):  # noqa: N802 (a class built on first use: uvicorn is imported lazily)
+    return _uvicorn_server()(config, feed)
 
 
 def check_port_free(host: str, port: int) -> None:

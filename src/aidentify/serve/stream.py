@@ -52,6 +52,7 @@ class StreamFeed:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._closing = threading.Event()  # the server is shutting down: viewers' streams end
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -67,7 +68,12 @@ class StreamFeed:
         self._thread = threading.Thread(target=self._run, name=f"stream {self.name}", daemon=True)
         self._thread.start()
 
+    def end_viewers(self) -> None:
+        """End every ``/stream.mjpg`` response now (the server is stopping and waits for open responses)."""
+        self._closing.set()
+
     def stop(self) -> None:
+        self._closing.set()
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread.is_alive():
@@ -134,7 +140,7 @@ class StreamFeed:
         self._wake.set()
         try:
             seen = -1
-            while not self._stop.is_set():
+            while not self._closing.is_set():
                 with self._lock:
                     jpeg, serial = self.jpeg, self.serial
                 if jpeg is not None and serial != seen:
