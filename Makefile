@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make serve SOURCE=video.mp4` or `CAMERA=0` also streams that feed, labelled, at /stream.mjpg.
+SOURCE ?=
+CAMERA ?=
 # Local copy of a dataset for `make data DATA=path/to/archive.zip` (empty: download from Kaggle).
 DATA   ?=
 DATASET ?= ferplus
@@ -13,7 +16,7 @@ PRESET ?=
 CONFIG_DIR := $(if $(PRESET),configs/$(PRESET),configs)
 stage_config = $(if $(wildcard $(CONFIG_DIR)/$(1).yaml),--config $(CONFIG_DIR)/$(1).yaml)
 
-.PHONY: install test test-slow help download clean-data prepare augment data train evaluate pipeline demo default-model bench clean
+.PHONY: install test test-slow help download clean-data prepare augment data train evaluate pipeline demo serve default-model bench clean
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -61,6 +64,9 @@ pipeline: $(STAMP) ## download -> clean -> prepare -> augment -> train -> evalua
 demo: $(STAMP)   ## live on the built-in demo video: annotated video, timeline and summary in demo/
 	$(BIN)/aidentify live --demo --no-window --output demo/annotated.mp4 --timeline demo/timeline.csv --chart demo/summary.png
 
+serve: $(STAMP)  ## the API and browser page on http://127.0.0.1:8000 (SOURCE=video or CAMERA=0 adds /stream.mjpg)
+	$(BIN)/aidentify serve $(if $(SOURCE),--source $(SOURCE)) $(if $(CAMERA),--camera $(CAMERA)) $(call stage_config,serve)
+
 default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferplus archive)
 	$(MAKE) data
 	$(BIN)/aidentify train --model cnn --config configs/default-model/train_cnn.yaml
@@ -79,13 +85,14 @@ default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferp
 		--set init_weights=$$(ls -td runs/cnn/default-cycle6*/ | head -n 1)
 	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default-cycle7*/ | head -n 1)
 
-bench: $(STAMP)  ## data, training, detection and live; default model vs the fer package (README tables)
+bench: $(STAMP)  ## data, training, detection, live and serve; default model vs the fer package (README tables)
 	$(BIN)/pip install --quiet --no-deps fer==25.10.3 "setuptools<81"
 	$(BIN)/python benchmarks/data_stages.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/detect.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/default_model.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:           ## remove caches (keeps .venv and data/)
 	rm -rf .pytest_cache build dist src/*.egg-info

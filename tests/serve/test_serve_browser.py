@@ -1,0 +1,201 @@
+"""End to end: the real `aidentify serve` on a free localhost port, driven by Debian's Chromium, headless.
+
+The page loads, an uploaded photo comes back labelled, the MJPEG view of a
+`--source` video shows changing frames, and the browser-camera view labels
+Chromium's fake camera (fed the demo video as an .mjpeg file). Chromium and
+chromedriver come from apt (`apt-get install -y chromium chromium-driver`);
+`.ci/run` installs them and sets AIDENTIFY_REQUIRE_CHROMIUM=1, so there a
+missing browser fails the test instead of skipping it. Set
+AIDENTIFY_SCREENSHOT=PATH to keep the screenshot (docs/serve.png is one).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from serve_helpers import free_port, six_face_photo
+
+from aidentify.live.demo import demo_frames, write_demo_video
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def require_chromium() -> None:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium (pip install -e '.[dev]')")
+    if missing:
+        message = f"the browser test needs {', '.join(missing)} (apt-get install -y chromium chromium-driver)"
+        if os.environ.get("AIDENTIFY_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def get_json(port: int, path: str) -> dict:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", path)
+    return json.loads(connection.getresponse().read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, mtcnn_converted):
+    """`python -m aidentify serve --source demo.avi` in a subprocess; yields its base URL."""
+    require_chromium()
+    folder = tmp_path_factory.mktemp("serve-e2e")
+    video = write_demo_video(folder / "demo.avi", faces=4, seconds=4.0)
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "aidentify", "serve", "--port", str(port),
+                                "--source", str(video)], cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited: {(folder / 'server.log').read_text()}")
+            try:
+                if get_json(port, "/api/health")["status"] == "ready":
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"the server did not start: {(folder / 'server.log').read_text()}")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}", port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def fake_camera(tmp_path_factory) -> Path:
+    """The demo video as an .mjpeg file (JPEG frames one after another), Chromium's fake camera."""
+    path = tmp_path_factory.mktemp("camera") / "camera.mjpeg"
+    with open(path, "wb") as out:
+        for frame in demo_frames(faces=4, seconds=2.0, fps=15.0):
+            out.write(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(server, fake_camera):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,860", "--use-fake-ui-for-media-stream",
+                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver, script: str, timeout: float = 30.0):
+    """Poll a JavaScript expression until it is truthy; return its value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = driver.execute_script(f"return {script}")
+        if value:
+            return value
+        time.sleep(0.1)
+    state = driver.execute_script("return JSON.stringify(window.aidentify)")
+    raise AssertionError(f"timed out waiting for {script}; page state: {state[:2000]}")
+
+
+def test_page_loads_with_the_model_picker(browser, server):
+    url, _ = server
+    browser.get(url)
+    assert browser.title.startswith("AIdentify")
+    assert wait_for(browser, "document.querySelectorAll('#model option').length") >= 1
+    assert browser.execute_script("return document.getElementById('model').value") == "default"
+    assert "ready" in wait_for(browser, "document.getElementById('health').textContent.includes('ready') && "
+                                        "document.getElementById('health').textContent")
+
+
+def test_uploaded_photos_come_back_labelled(browser, server, astronaut_bgr, tmp_path):
+    url, _ = server
+    browser.get(url)
+    wait_for(browser, "document.querySelectorAll('#model option').length")
+    upload = browser.find_element("id", "file")
+    astronaut = tmp_path / "astronaut.png"
+    cv2.imwrite(str(astronaut), astronaut_bgr)
+    upload.send_keys(str(astronaut))
+    wait_for(browser, "window.aidentify.photo.status === 'done'")
+    answer = browser.execute_script("return window.aidentify.photo.answer")
+    assert len(answer["faces"]) == 1 and answer["faces"][0]["label"] in answer["classes"]
+    canvas = browser.find_element("id", "photo-canvas")
+    assert canvas.get_attribute("data-faces") == "1" and canvas.is_displayed()
+    assert len(browser.find_elements("css selector", "#photo-bars .bar")) == len(answer["classes"])
+
+    six = tmp_path / "six-faces.jpg"
+    cv2.imwrite(str(six), six_face_photo())
+    upload.send_keys(str(six))
+    wait_for(browser, "window.aidentify.photo.status === 'done' && window.aidentify.photo.answer.faces.length === 6")
+    items = browser.find_elements("css selector", "#photo-faces li")
+    assert len(items) == 6 and all(item.get_attribute("data-label") in answer["classes"] for item in items)
+    # The boxes are drawn: the canvas differs from the photo along the largest face's box.
+    box = browser.execute_script("return window.aidentify.photo.answer.faces[0].box")
+    drawn = browser.execute_script(
+        "const c = document.getElementById('photo-canvas'); const [x, y, w, h] = arguments[0];"
+        "return Array.from(c.getContext('2d').getImageData(x, y + Math.floor(h / 2), 1, 1).data)", box)
+    original = six_face_photo()[box[1] + box[3] // 2, box[0]][::-1]  # BGR -> RGB
+    assert max(abs(int(a) - int(b)) for a, b in zip(drawn[:3], original)) > 40
+    screenshot = tmp_path / "serve.png"
+    browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+    if os.environ.get("AIDENTIFY_SCREENSHOT"):
+        shutil.copy(screenshot, os.environ["AIDENTIFY_SCREENSHOT"])
+
+
+def test_stream_view_shows_changing_frames(browser, server):
+    url, port = server
+    browser.get(url)
+    browser.find_element("css selector", "nav [data-view=stream]").click()
+    wait_for(browser, "document.getElementById('stream-img').naturalWidth === 640")
+    grab = ("const img = document.getElementById('stream-img'); const c = document.createElement('canvas');"
+            "c.width = 160; c.height = 120; const g = c.getContext('2d'); g.drawImage(img, 0, 0, 160, 120);"
+            "return c.toDataURL('image/png')")
+    first = browser.execute_script(grab)
+    time.sleep(1.0)
+    second = browser.execute_script(grab)
+    assert first != second  # the faces move: a new frame replaced the old one
+    stream = get_json(port, "/api/health")["stream"]
+    assert stream["frames"] >= 5 and stream["viewers"] >= 1 and stream["error"] is None
+
+
+def test_browser_camera_is_labelled_over_the_websocket(browser, server):
+    url, _ = server
+    browser.get(url)
+    wait_for(browser, "document.querySelectorAll('#model option').length")
+    browser.find_element("css selector", "nav [data-view=camera]").click()
+    browser.find_element("id", "camera-start").click()
+    wait_for(browser, "window.aidentify.camera.frames >= 10")
+    camera = browser.execute_script("return window.aidentify.camera")
+    assert camera["error"] is None and camera["status"] == "running"
+    assert wait_for(browser, "window.aidentify.camera.faces >= 3")  # the fake camera shows four faces
+    canvas = browser.find_element("id", "camera-canvas")
+    assert int(canvas.get_attribute("data-frames")) >= 10 and canvas.is_displayed()
+    assert len(browser.find_elements("css selector", "#camera-bars .bar")) == 8
+    browser.find_element("id", "camera-stop").click()
+    assert browser.execute_script("return window.aidentify.camera.status") == "off"

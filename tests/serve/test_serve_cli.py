@@ -1,0 +1,80 @@
+"""The `serve` command: its errors are one line, 0.0.0.0 is warned about, and it never imports TensorFlow."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+
+from typer.testing import CliRunner
+
+from aidentify.cli import app
+
+runner = CliRunner()
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_help_lists_the_options():
+    result = runner.invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--model", "--camera", "--source", "--set"):
+        assert option in result.output
+
+
+def test_missing_model_and_source_fail_in_one_line(workdir):
+    one_line_error(runner.invoke(app, ["serve", "--port", "0", "--model", "nope.tflite"]), "nope.tflite")
+    one_line_error(runner.invoke(app, ["serve", "--port", "0", "--camera", "0", "--source", "x.mp4"]), "not both")
+
+
+def test_any_address_is_warned_about_and_a_busy_port_is_one_line(workdir):
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(port)])
+    assert "warning" in result.stderr and "anyone" in result.stderr
+    one_line_error(result, f"port {port}", "in use")
+
+
+def test_serving_never_imports_tensorflow(mtcnn_converted, tmp_path):
+    """The server process and its workers, through a photo, a WebSocket session and a stream."""
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+
+        HEAVY = ("tensorflow", "keras", "kaggle")
+
+        def heavy_modules():
+            return sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+
+        if __name__ == "__main__":
+            import cv2
+            from fastapi.testclient import TestClient
+            from aidentify.config import ServeConfig
+            from aidentify.live.demo import demo_frames, write_demo_video
+            from aidentify.serve.app import create_app
+
+            video = write_demo_video(Path({str(tmp_path)!r}) / "demo.avi", faces=2, seconds=1.0)
+            frame = cv2.imencode(".jpg", next(iter(demo_frames(faces=2, seconds=0.1))))[1].tobytes()
+            app = create_app(ServeConfig(source=str(video), workers=1))
+            with TestClient(app) as client:
+                assert client.post("/api/predict", files={{"image": ("a.jpg", frame)}}).status_code == 200
+                with client.websocket_connect("/ws/live") as ws:
+                    ws.send_bytes(frame)
+                    assert len(ws.receive_json()["faces"]) == 2
+                workers = app.state.service.pool.call(heavy_modules)
+            print("HEAVY", heavy_modules(), workers)
+    """)
+    path = tmp_path / "check_serve.py"  # a file, so that the worker processes can import heavy_modules
+    path.write_text(script)
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "HEAVY [] []" in out.stdout, out.stdout[-1000:]
