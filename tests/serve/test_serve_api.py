@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from conftest import ASTRONAUT_FACE
 from serve_helpers import encode, png_bomb, six_face_photo
 
 from aidentify.config import ServeConfig
 from aidentify.inference.modelfile import default_model_path
-from aidentify.live.demo import ASTRONAUT_FACE, demo_frames
+from aidentify.live.demo import demo_frames
 from aidentify.serve.app import create_app
 
 
