@@ -20,6 +20,7 @@ from aidentify.faces.crop import (
     eye_angle,
     eyes_of,
     face_crops,
+    recorded_face_settings,
     reference_boxes,
     square_crop,
 )
@@ -54,7 +55,7 @@ def test_every_backend_box_becomes_the_same_reference_box(astronaut_bgr, mtcnn_c
 
 def test_a_legacy_haar_margin_keeps_its_crop_size():
     """Models trained before calibration recorded a margin around raw Haar boxes: same crop side after."""
-    recorded = FaceDetection.from_recorded({"detect": "always", "scale_factor": 1.1, "min_neighbors": 5,
+    recorded = recorded_face_settings({"detect": "always", "scale_factor": 1.1, "min_neighbors": 5,
                                             "min_size": 30, "max_side": 640, "margin": 0.2})
     assert recorded.detector == "haar" and recorded.min_face == 30
     raw = np.array([[100.0, 100.0, 80.0, 80.0]])

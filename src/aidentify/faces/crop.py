@@ -11,10 +11,12 @@ margin is applied.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
+from aidentify.config import FaceDetection
 from aidentify.faces.detector import FaceDetector, Faces
 
 # A small image whose face fills the frame is a face crop already (FER2013, FER+, CK+ crops are
@@ -47,6 +49,30 @@ def reference_margin(margin: float, detector: str) -> float:
     """
     scale = BOX_CALIBRATION.get(detector, (1.0, 0.0, 0.0))[0]
     return ((1 + 2 * margin) / scale - 1) / 2
+
+
+def recorded_face_settings(recorded: dict[str, Any] | None) -> FaceDetection:
+    """The face settings a model's metadata recorded (``prepare``'s ``faces`` section).
+
+    Models trained before the detector interface recorded Haar's knobs at the top
+    level (``scale_factor``, ``min_neighbors``, ``min_size``, ``max_side``): they
+    are read as ``detector: haar`` with those knobs, and their margin (grown around
+    raw Haar boxes) is restated for reference boxes, so such a model is still fed
+    crops of the size it was trained on. Unknown keys are ignored.
+    """
+    recorded = dict(recorded or {})
+    legacy = {key: recorded.pop(key) for key in ("scale_factor", "min_neighbors", "min_size", "max_side")
+              if key in recorded}
+    if legacy and "detector" not in recorded:
+        recorded["detector"] = "haar"
+        recorded["haar"] = {k: legacy[k] for k in ("scale_factor", "min_neighbors") if k in legacy}
+        if "min_size" in legacy:
+            recorded["min_face"] = legacy["min_size"]
+        if "margin" in recorded:  # it was grown around raw Haar boxes
+            recorded["margin"] = reference_margin(float(recorded["margin"]), "haar")
+        recorded["align"] = False  # Haar gives no eyes; these crops were never turned
+    known = {key: value for key, value in recorded.items() if key in FaceDetection.model_fields}
+    return FaceDetection.model_validate(known)
 
 
 def reference_boxes(boxes: np.ndarray, detector: str) -> np.ndarray:

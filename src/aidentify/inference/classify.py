@@ -25,8 +25,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from aidentify.config import FaceDetection
 from aidentify.errors import DataError
+from aidentify.faces.crop import recorded_face_settings
 from aidentify.native_logs import import_tensorflow, native_stderr_silenced
 from aidentify.inference.modelfile import load_model, read_metadata, resolve_model_path
 
@@ -63,7 +63,7 @@ class ModelInfo:
             raise DataError(f"{path}: its metadata lacks class names or an input size; "
                             "use a model trained or exported by AIdentify") from None
         faces = metadata.get("faces") or {}
-        margin = FaceDetection.from_recorded(faces).margin if metadata.get("crops") == "detected" else None
+        margin = recorded_face_settings(faces).margin if metadata.get("crops") == "detected" else None
         return cls(path, classes, size, int(metadata.get("channels", 1)), margin, metadata)
 
 

@@ -28,7 +28,7 @@ from aidentify.config import EvaluateConfig, FaceDetection
 from aidentify.data.archive import extract_archive, is_archive
 from aidentify.data.clean import apply_vote_rule
 from aidentify.data.images import read_gray, read_image, write_png
-from aidentify.faces.crop import cut_face, resize_square
+from aidentify.faces.crop import cut_face, recorded_face_settings, resize_square
 from aidentify.faces.detector import FaceDetector, make_detector
 from aidentify.data.manifest import SPLITS, absolute_paths, read_manifest
 from aidentify.data.sources import index_dataset
@@ -166,7 +166,7 @@ def _external_data(source: Path, config: EvaluateConfig, metadata: dict[str, Any
     for dropped in drops:
         for reason, count in dropped["reason"].value_counts().items():
             excluded[f"label: {reason}"] = excluded.get(f"label: {reason}", 0) + int(count)
-    recorded = FaceDetection.from_recorded(metadata.get("faces"))
+    recorded = recorded_face_settings(metadata.get("faces"))
     mode, crops_whole = config.detect, False
     if mode == "auto":
         # FER+ layouts are crops (never detect); elsewhere detect as in training, but keep small crops whole.

@@ -1,0 +1,108 @@
+"""Settings of train (both models), including augmentation, schedules and distillation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from aidentify.config.base import StrictModel
+
+
+# ------------------------------------------------------------------------ train
+class Augmentation(StrictModel):
+    """On-the-fly augmentation layers inside the model (active only while training)."""
+
+    flip: bool = True
+    rotation: float = Field(default=0.05, ge=0.0, le=0.5)
+    shift: float = Field(default=0.1, ge=0.0, le=0.5)
+    zoom: float = Field(default=0.1, ge=0.0, le=0.5)
+    contrast: float = Field(default=0.2, ge=0.0, le=1.0)
+    erasing: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class EarlyStop(StrictModel):
+    enabled: bool = True
+    monitor: Literal["val_loss", "val_accuracy"] = "val_accuracy"
+    patience: int = Field(default=8, ge=1)
+
+
+class ReduceLR(StrictModel):
+    enabled: bool = True
+    factor: float = Field(default=0.5, gt=0.0, lt=1.0)
+    patience: int = Field(default=3, ge=1)
+    min_lr: float = Field(default=1e-6, ge=0.0)
+
+
+class CnnArchitecture(StrictModel):
+    filters: list[int] = Field(default_factory=lambda: [32, 64, 128, 256])
+    convs_per_block: int = Field(default=2, ge=1, le=4)
+    dropout: float = Field(default=0.4, ge=0.0, lt=1.0)
+    dense_units: int = Field(default=256, ge=0)
+
+
+class FineTune(StrictModel):
+    epochs: int = Field(default=10, ge=0)
+    unfreeze_layers: int = Field(default=60, ge=0)
+    learning_rate: float = Field(default=1e-5, gt=0.0)
+
+
+class DenseNetArchitecture(StrictModel):
+    weights: Literal["imagenet"] | Path | None = "imagenet"  # or a local weights file of the base (no top)
+    head_units: int = Field(default=256, ge=0)
+    dropout: float = Field(default=0.3, ge=0.0, lt=1.0)
+    fine_tune: FineTune = Field(default_factory=FineTune)
+
+
+class Distillation(StrictModel):
+    """Trained models whose predictions join the label targets (knowledge distillation)."""
+
+    teachers: list[Path] = Field(default_factory=list)  # .keras/.tflite models or run folders; empty = off
+    weight: float = Field(default=0.5, ge=0.0, le=1.0)  # target = weight * teachers + (1 - weight) * labels
+    tta_flip: bool = True  # teachers predict each image and its mirror image, averaged
+
+
+class TrainCommon(StrictModel):
+    """Keys shared by both models; each model's config adds its own section."""
+
+    data_dir: Path = Path("data/augmented")
+    project: Path = Path("runs")
+    name: str = "exp"
+    image_size: int = Field(default=64, ge=32, le=512)
+    labels: Literal["majority", "soft"] = "soft"
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=0.5)
+    class_weights: Literal["none", "balanced"] = "none"
+    max_samples: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    epochs: int = Field(default=40, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-4, ge=0.0)
+    schedule: Literal["plateau", "cosine"] = "plateau"
+    augmentation: Augmentation = Field(default_factory=Augmentation)
+    early_stopping: EarlyStop = Field(default_factory=EarlyStop)
+    reduce_lr: ReduceLR = Field(default_factory=ReduceLR)
+    cache: Literal["auto", "memory", "none"] = "auto"
+    seed: int = 42
+    strategy: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    tensorboard: bool = True
+    init_weights: Path | None = None  # start from this .keras model or run folder instead of random weights
+    distill: Distillation = Field(default_factory=Distillation)
+
+
+class CnnTrainConfig(TrainCommon):
+    model: Literal["cnn"] = "cnn"
+    image_size: int = Field(default=48, ge=32, le=512)
+    cnn: CnnArchitecture = Field(default_factory=CnnArchitecture)
+
+
+class DenseNetTrainConfig(TrainCommon):
+    model: Literal["densenet"] = "densenet"
+    image_size: int = Field(default=96, ge=32, le=512)
+    epochs: int = Field(default=15, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    densenet: DenseNetArchitecture = Field(default_factory=DenseNetArchitecture)
+
+
+TRAIN_CONFIGS: dict[str, type[TrainCommon]] = {"cnn": CnnTrainConfig, "densenet": DenseNetTrainConfig}
