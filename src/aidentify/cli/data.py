@@ -92,7 +92,7 @@ def prepare(
     set_: SetOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Detect faces (Haar cascade), crop square with margin, grayscale, resize. Resumable."""
+    """Detect faces (MTCNN by default), crop square with margin, level the eyes, grayscale, resize. Resumable."""
     from aidentify.data.prepare import prepare as run
 
     def work() -> None:

@@ -28,7 +28,7 @@ from aidentify.config import EvaluateConfig, FaceDetection
 from aidentify.data.archive import extract_archive, is_archive
 from aidentify.data.clean import apply_vote_rule
 from aidentify.data.images import read_gray, read_image, write_png
-from aidentify.faces.crop import cut_face, recorded_face_settings, resize_square
+from aidentify.faces.crop import FACE_CROP_MAX_SIDE, cut_face, recorded_face_settings, resize_square
 from aidentify.faces.detector import FaceDetector, make_detector
 from aidentify.data.manifest import SPLITS, absolute_paths, read_manifest
 from aidentify.data.sources import index_dataset
@@ -181,6 +181,7 @@ def _external_data(source: Path, config: EvaluateConfig, metadata: dict[str, Any
     if not paths:
         raise DataError(f"no usable labelled faces in {source} (left out: {excluded})")
     used = f"detect {mode}" + (f", {detector.name}" if detector else "")
+    used += f", images of at most {FACE_CROP_MAX_SIDE} px used whole" if crops_whole else ""
     return EvalData(paths, labels, ids, f"{source} ({found.layout}, {used})", excluded)
 
 
