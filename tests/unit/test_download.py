@@ -141,3 +141,35 @@ def test_same_archive_from_another_place_is_not_imported_twice(workdir, ferplus_
     moved.write_bytes(ferplus_archive.read_bytes())
     [again] = download(DownloadConfig(), "ferplus", from_path=moved)
     assert again.skipped
+
+
+def test_truncated_kaggle_json_is_named_as_not_json_and_the_client_stays_quiet(workdir, capfd):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from aidentify.cli import app
+
+    kaggle_json = Path.home() / ".kaggle" / "kaggle.json"
+    kaggle_json.parent.mkdir()
+    kaggle_json.write_text('{"username": "someone"\n')
+    with pytest.raises(CredentialsError) as err:
+        download_module._kaggle_api()
+    message = str(err.value)
+    assert message.startswith(f"{kaggle_json} is not valid JSON (")
+    assert "save it over that file" in message and "did not accept" not in message
+    result = CliRunner().invoke(app, ["download", "fer2013"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: {message}"
+    captured = capfd.readouterr()
+    assert "kaggle" not in (captured.out + result.stdout).lower().replace("kaggle.json", "")
+
+
+def test_kaggle_json_without_a_key_says_so(workdir):
+    from pathlib import Path
+
+    kaggle_json = Path.home() / ".kaggle" / "kaggle.json"
+    kaggle_json.parent.mkdir()
+    kaggle_json.write_text('{"username": "someone"}')
+    with pytest.raises(CredentialsError, match=r"kaggle\.json has no 'key'"):
+        download_module._kaggle_api()

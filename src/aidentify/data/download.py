@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,10 @@ def _download_one(
             assert source is not None
             checksums = _fetch_from_kaggle(source, partial / ".download", files_dir, progress)
         _extract_nested_archives(files_dir, progress)
-        found = index_dataset(files_dir, source=name, derived_dir=partial, progress=progress)
+        try:
+            found = index_dataset(files_dir, source=name, derived_dir=partial, progress=progress)
+        except DataError as exc:
+            raise type(exc)(_as_user_paths(str(exc), files_dir, from_path, name)) from None
         frame = found.frame
         frame["path"] = [relative_path(p, partial) for p in frame["path"]]
         write_manifest(frame, partial / MANIFEST_NAME)
@@ -126,6 +130,17 @@ def _download_one(
     by_split = {k or "(none)": int(v) for k, v in frame["split"].value_counts().sort_index().items()}
     return DownloadResult(name, final, skipped=False, layout=found.layout, images=len(frame),
                           by_split=by_split, notes=found.notes)
+
+
+def _as_user_paths(message: str, files_dir: Path, from_path: Path | None, name: str) -> str:
+    """Name the user's file, not our staging copy of it, in an error message."""
+    if from_path is None:
+        shown = f"{name} (from Kaggle): "
+    elif Path(from_path).is_dir():
+        shown = str(Path(from_path)) + os.sep
+    else:
+        shown = f"{from_path}:"
+    return message.replace(str(files_dir) + os.sep, shown)
 
 
 def _describe_origin(name: str, source: DatasetSource | None, from_path: Path | None) -> dict[str, Any]:
@@ -207,10 +222,52 @@ def kaggle_credentials_source() -> str | None:
     return None
 
 
+def kaggle_json_path() -> Path:
+    """The one ``kaggle.json`` the client reads (kaggle 2.2's own rule)."""
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        return Path(os.environ["KAGGLE_CONFIG_DIR"]) / "kaggle.json"
+    legacy = Path.home() / ".kaggle"
+    if legacy.exists() or not sys.platform.startswith("linux"):
+        return legacy / "kaggle.json"
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "kaggle" / "kaggle.json"
+
+
+def check_kaggle_json() -> None:
+    """Refuse a ``kaggle.json`` the client would silently ignore (it swallows JSON errors).
+
+    Only checked when the file is what the client will use: an access token or
+    ``KAGGLE_USERNAME`` + ``KAGGLE_KEY`` in the environment take precedence.
+    """
+    if (os.environ.get("KAGGLE_API_TOKEN")
+            or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
+            or (Path.home() / ".kaggle" / "access_token").is_file()):
+        return
+    path = kaggle_json_path()
+    if not path.is_file():
+        return
+    fix = ("download a new token at https://www.kaggle.com/settings/api and save it over that file "
+           "(chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY instead")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise CredentialsError(
+            f"{path} is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
+            f'it should read {{"username": "...", "key": "..."}}; {fix}'
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CredentialsError(f"cannot read {path} ({_short(exc)}); {fix}") from None
+    missing = [k for k in ("username", "key")
+               if not isinstance(values, dict) or not isinstance(values.get(k), str) or not values[k]]
+    if missing:
+        raise CredentialsError(f"{path} has no {' or '.join(repr(k) for k in missing)}; {fix}")
+
+
 def _kaggle_api() -> Any:
     """An authenticated ``KaggleApi``; imported here so only `download` pays for it."""
     if kaggle_credentials_source() is None:
         raise CredentialsError(f"no Kaggle credentials found; {CREDENTIALS_HELP}")
+    check_kaggle_json()
     chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):

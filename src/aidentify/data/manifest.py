@@ -67,7 +67,8 @@ def read_manifest(folder: Path, produced_by: str) -> pd.DataFrame:
             f"(or point this stage at the right folder with --config/--set)"
         )
     frame = pd.read_csv(path, dtype={"id": str, "split": str, "label": str, "path": str,
-                                      "source": str, "parent_id": str}, keep_default_na=False)
+                                      "source": str, "parent_id": str}, keep_default_na=False,
+                        encoding="utf-8-sig")
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path} is not an AIdentify manifest (missing columns: {', '.join(missing)})")

@@ -15,7 +15,6 @@ preference:
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from aidentify.classes import (
     canonical_class,
     known_class_names,
 )
+from aidentify.data.csvfiles import csv_header, first_row, read_csv_rows, read_csv_table
 from aidentify.data.manifest import ALL_VOTE_COLUMNS
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_bytes
@@ -127,8 +127,7 @@ def _votes_label(votes: list[float]) -> str:
 def _is_ferplus_label_file(path: Path) -> bool:
     if path.name.lower() != "label.csv":
         return False
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        first = next(csv.reader(handle), None)
+    first = first_row(path)
     if not first or len(first) != 12:
         return False
     try:
@@ -146,10 +145,8 @@ def _read_ferplus_folders(root, files, source, derived_dir, progress) -> Dataset
     for label_file in label_files:
         folder = label_file.parent
         split = split_name(folder.name) or ""
-        with open(label_file, newline="", encoding="utf-8") as handle:
-            for record in csv.reader(handle):
-                if len(record) != 12:
-                    continue
+        for record in read_csv_rows(label_file):
+            if len(record) == 12:
                 votes = [float(v) for v in record[2:]]
                 image = folder / record[0]
                 rows.append({
@@ -163,23 +160,16 @@ def _read_ferplus_folders(root, files, source, derived_dir, progress) -> Dataset
 
 
 # -------------------------------------------------------------- FER2013 pixels
-def _csv_header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        first = next(csv.reader(handle), None) or []
-    return [c.strip().lower() for c in first]
-
-
 def _read_pixel_csv(root, files, source, derived_dir, progress) -> DatasetIndex | None:
     candidates = [p for p in files if p.suffix.lower() == ".csv"
-                  and {"emotion", "pixels"} <= set(_csv_header(p))]
+                  and {"emotion", "pixels"} <= set(csv_header(p))]
     if not candidates:
         return None
     # Prefer the complete file (with Usage) over train.csv/test.csv excerpts.
-    candidates.sort(key=lambda p: ("usage" not in _csv_header(p), p.name != "fer2013.csv", str(p)))
+    candidates.sort(key=lambda p: ("usage" not in csv_header(p), p.name != "fer2013.csv", str(p)))
     pixel_csv = candidates[0]
     notes = [f"ignored {p.relative_to(root)} (using {pixel_csv.relative_to(root)})" for p in candidates[1:]]
-    table = pd.read_csv(pixel_csv, dtype=str, keep_default_na=False)
-    table.columns = [c.strip().lower() for c in table.columns]
+    table = read_csv_table(pixel_csv)
     usage = table["usage"].map(lambda u: split_name(u) or "") if "usage" in table else pd.Series([""] * len(table))
     labels = [FER2013_CODES[int(code)] if code.strip().isdigit() and int(code) < 7 else UNKNOWN
               for code in table["emotion"]]
@@ -218,8 +208,7 @@ def _ferplus_votes_for(files, table: pd.DataFrame, root: Path, notes: list[str])
     vote_files = [p for p in files if p.name.lower() == "fer2013new.csv"]
     if not vote_files:
         return None
-    votes_table = pd.read_csv(vote_files[0], dtype=str, keep_default_na=False)
-    votes_table.columns = [c.strip().lower() for c in votes_table.columns]
+    votes_table = read_csv_table(vote_files[0])
     vote_cols = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                  "contempt", "unknown", "nf"]
     if not set(vote_cols) <= set(votes_table.columns):
@@ -251,13 +240,12 @@ def _ferplus_votes_for(files, table: pd.DataFrame, root: Path, notes: list[str])
 # ------------------------------------------------------------- CSV of labels
 def _read_label_csv(root, files, source, derived_dir, progress) -> DatasetIndex | None:
     for csv_path in (p for p in files if p.suffix.lower() == ".csv"):
-        header = _csv_header(csv_path)
+        header = csv_header(csv_path)
         path_col = next((c for c in _PATH_COLUMNS if c in header), None)
         label_col = next((c for c in _LABEL_COLUMNS if c in header), None)
         if path_col is None or label_col is None or "pixels" in header:
             continue
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-        table.columns = [c.strip().lower() for c in table.columns]
+        table = read_csv_table(csv_path)
         split_col = next((c for c in _SPLIT_COLUMNS if c in table.columns), None)
         rows, unknown = [], set()
         for _, record in table.iterrows():
