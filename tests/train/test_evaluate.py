@@ -99,6 +99,17 @@ def test_cli_evaluate_prints_tables_and_errors_in_one_line(tiny_data, trained, t
     assert bad_split.exit_code == 1 and "not a split name" in bad_split.stderr
 
 
+def test_a_failed_cli_evaluate_leaves_no_run_folder(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not-a-dataset").mkdir()
+    (tmp_path / "not-a-dataset" / "notes.txt").write_text("nothing to evaluate on")
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(trained), "--data", "not-a-dataset"])
+    assert result.exit_code == 1 and result.stderr.startswith("error:")
+    missing = CliRunner().invoke(app, ["evaluate", "--model", "nope.keras"])
+    assert missing.exit_code == 1
+    assert not (tmp_path / "runs").exists()
+
+
 def test_cli_train_errors(tiny_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()

@@ -43,6 +43,7 @@ def live(
 ) -> None:
     """Label every face in a camera feed, video, image or folder with its emotion."""
     from aidentify.live.player import LiveOptions, run_live
+    from aidentify.live.timeline import plural
 
     def work() -> None:
         options = {"model": model, "draw.bars": bars, "detect.every": detect_every}
@@ -60,26 +61,52 @@ def live(
                         progress("frames", result.index + 1, frame_source.frame_count)
 
                 run = run_live(cfg, opts, on_frame)
-        console.print(_summary_table(run.summary))
+        _print_summary(run.summary)
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in run.stage_ms.items())
-        console.print(f"{run.frames} frames in {run.seconds:.1f} s: {run.fps:.1f} frames/s (ms per frame: {stages})")
+        console.print(f"{plural(run.frames, 'frame')} in {run.seconds:.1f} s: {run.fps:.1f} frames/s "
+                      f"(ms per frame: {stages})")
         for path in run.written + run.snapshots:
             console.print(f"wrote {escape(str(path))}")
 
     run_guarded(verbose, work)
 
 
+def _print_summary(summary) -> None:
+    """The summary table, or one clear line when no face was found; for photos, a line per faceless photo."""
+    from aidentify.live.timeline import plural
+
+    if not summary.tracks:
+        console.print(f"[bold yellow]no face found[/] in {plural(summary.frames, 'frame')}")
+        return
+    console.print(_summary_table(summary))
+    for photo in summary.photos_without_face:
+        console.print(f"[bold yellow]no face found[/] in {escape(photo)}")
+
+
 def _summary_table(summary) -> Table:
-    """One row per tracked face: frames, time seen, main emotion and the largest shares."""
-    table = Table(title=f"Emotion shares per face ({summary.frames} frames, "
-                        f"{summary.frames_without_face} without a face)")
-    for column, justify in (("face", "right"), ("frames", "right"), ("seen (s)", "right"),
-                            ("main emotion", "left"), ("shares", "left")):
+    """Videos: one row per tracked face (frames, time seen, main emotion, largest shares of frames).
+    Photos: one row per face per photo, named by the file, with its largest probabilities."""
+    from aidentify.live.timeline import plural
+
+    unit = "photo" if summary.stills else "frame"
+    title = "Emotion per face per photo" if summary.stills else "Emotion shares per face"
+    table = Table(title=f"{title} ({plural(summary.frames, unit)}, {summary.frames_without_face} without a face)")
+    table.add_column("face", justify="right", no_wrap=True)
+    if summary.stills:
+        table.add_column("emotion")
+        table.add_column("probabilities")
+        for track in summary.rows():
+            probs = track.samples[0][1]
+            top = sorted(zip(summary.classes, probs), key=lambda item: -item[1])
+            table.add_row(escape(track.name), f"{top[0][0]} {top[0][1]:.0%}",
+                          ", ".join(f"{label} {p:.0%}" for label, p in top[:4] if p >= 0.005 or label == top[0][0]))
+        return table
+    for column, justify in (("frames", "right"), ("seen (s)", "right"), ("main emotion", "left"), ("shares", "left")):
         table.add_column(column, justify=justify)
     for track in summary.rows():
         shares = track.shares()
         main = next(iter(shares))
-        table.add_row(f"#{track.track_id}", str(track.frames), f"{track.first_s:.1f}–{track.last_s:.1f}",
+        table.add_row(track.name, str(track.frames), f"{track.first_s:.1f}–{track.last_s:.1f}",
                       f"{main} {shares[main]:.0%}",
                       ", ".join(f"{label} {share:.0%}" for label, share in list(shares.items())[:4]))
     return table

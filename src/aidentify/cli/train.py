@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -114,14 +115,15 @@ def evaluate(
 ) -> None:
     """Accuracy, macro-F1, per-class scores, confusion matrix and worst mistakes."""
     from aidentify.train.evaluate import evaluate as run
-    from aidentify.train.runs import next_run_dir
+    from aidentify.train.runs import fresh_run_dir
 
     def work() -> None:
         cfg, origin = load_config(EvaluateConfig, config, set_, stage="evaluate")
         say_config(origin)
-        target = out or next_run_dir(Path("runs") / "evaluate", "exp")
-        with progress_bar() as progress:
-            results = run(model, data, target, cfg, progress=progress)
+        # runs/evaluate/expN is removed again if the evaluation fails (bad --data, missing model...)
+        with contextlib.nullcontext(out) if out else fresh_run_dir(Path("runs") / "evaluate", "exp") as target:
+            with progress_bar() as progress:
+                results = run(model, data, target, cfg, progress=progress)
         for result in results:
             console.print(_per_class_table(result.metrics))
             for what, count in result.metrics["excluded"].items():

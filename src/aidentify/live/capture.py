@@ -49,6 +49,7 @@ class FrameSource:
     live: bool = False
     stills: bool = False  # independent photos, not a video: detect on each, no following or smoothing
     frame_count: int = 0  # frames in a file source, 0 when unknown (cameras, streams)
+    current_name: str = ""  # for stills: the file name of the photo read last
 
     def read(self) -> tuple[np.ndarray, float] | None:
         """The next frame and its time, or None at the end."""
@@ -119,6 +120,7 @@ class ImageSource(FrameSource):
             raise DataError(f"cannot read image {path}")
         t = float(self._index)
         self._index += 1
+        self.current_name = path.name
         return frame, t
 
 

@@ -87,7 +87,7 @@ def run_live(config: LiveConfig, options: LiveOptions,
     except BaseException:
         source.close()
         raise
-    run = LiveRun(0, 0.0, {}, EmotionSummary(pipeline.classes))
+    run = LiveRun(0, 0.0, {}, EmotionSummary(pipeline.classes, stills=source.stills))
     totals = dict.fromkeys(("capture", *STAGES, "output"), 0.0)
     timeline = video = None
     finished = False
@@ -106,7 +106,7 @@ def run_live(config: LiveConfig, options: LiveOptions,
             for stage in STAGES:
                 totals[stage] += result.timings[stage]
             t1 = time.perf_counter()
-            run.summary.add(time_s, result)
+            run.summary.add(time_s, result, photo=source.current_name)
             if timeline:
                 timeline.add(time_s, result)
             if video:

@@ -7,11 +7,12 @@ the CSV accounts for every processed frame and gaps are visible.
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+import numpy as np
 
 from aidentify.files import PendingFile
 from aidentify.inference.results import FrameResult
@@ -52,69 +53,80 @@ class TimelineWriter:
 
 @dataclass
 class TrackSummary:
+    """One face: a track of a video, or (for photos) one face of one photo."""
+
     track_id: int
-    frames: int = 0
     first_s: float = 0.0
     last_s: float = 0.0
+    photo: str = ""  # the file it was found in, for photos
     labels: Counter = field(default_factory=Counter)
+    # (position in EmotionSummary.times, smoothed probabilities) for every frame the face was seen in
+    samples: list[tuple[int, np.ndarray]] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return len(self.samples)
+
+    @property
+    def name(self) -> str:
+        return f"{self.photo} #{self.track_id}" if self.photo else f"#{self.track_id}"
 
     def shares(self) -> dict[str, float]:
         return {label: n / self.frames for label, n in self.labels.most_common()}
 
 
 class EmotionSummary:
-    """Share of frames each tracked face spent under each (smoothed) label."""
+    """Share of frames each tracked face spent under each (smoothed) label, and its probabilities over time.
 
-    def __init__(self, classes: list[str]):
+    For photos (``stills``) every photo's faces are their own rows: track ids restart
+    on each photo, so ``add`` is given the photo's file name.
+    """
+
+    def __init__(self, classes: list[str], stills: bool = False):
         self.classes = classes
-        self.tracks: dict[int, TrackSummary] = {}
-        self.frames = 0
+        self.stills = stills
+        self.tracks: dict[tuple[str, int], TrackSummary] = {}
+        self.times: list[float] = []  # media time of every frame added
+        self.photos: list[str] = []  # for stills: every photo added, in order
+        self.photos_without_face: list[str] = []
         self.frames_without_face = 0
 
-    def add(self, time_s: float, result: FrameResult) -> None:
-        self.frames += 1
-        self.frames_without_face += not result.faces
+    @property
+    def frames(self) -> int:
+        return len(self.times)
+
+    def add(self, time_s: float, result: FrameResult, photo: str = "") -> None:
+        position = len(self.times)
+        self.times.append(time_s)
+        photo = photo if self.stills else ""
+        if self.stills:
+            self.photos.append(photo)
+        if not result.faces:
+            self.frames_without_face += 1
+            if self.stills:
+                self.photos_without_face.append(photo)
         for face in result.faces:
-            track = self.tracks.get(face.track_id)
+            key = (photo if self.stills else "", face.track_id)
+            track = self.tracks.get(key)
             if track is None:
-                track = self.tracks[face.track_id] = TrackSummary(face.track_id, first_s=time_s)
-            track.frames += 1
+                track = self.tracks[key] = TrackSummary(face.track_id, first_s=time_s, photo=key[0])
+            track.samples.append((position, np.asarray(face.probs, dtype=np.float32)))
             track.last_s = time_s
             track.labels[face.label] += 1
 
     def rows(self) -> list[TrackSummary]:
+        """Videos: by track id; photos: in photo order, then by track id."""
+        if self.stills:
+            return list(self.tracks.values())
         return sorted(self.tracks.values(), key=lambda t: t.track_id)
 
     def write_chart(self, path: Path) -> Path:
-        """A stacked horizontal bar per face (share of frames per emotion), as PNG."""
-        import matplotlib
+        """Each face's smoothed probabilities against media time (per photo for stills), as PNG."""
+        from aidentify.live.chart import write_chart
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        return write_chart(self, path)
 
-        from aidentify.files import atomic_write_bytes
-        from aidentify.live.draw import colour_for
 
-        tracks = self.rows()
-        fig, ax = plt.subplots(figsize=(8, 1 + 0.45 * max(len(tracks), 1)))
-        for row, track in enumerate(tracks):
-            left = 0.0
-            for label in self.classes:
-                share = track.labels.get(label, 0) / track.frames
-                if share:
-                    b, g, r = colour_for(label)
-                    ax.barh(row, share, left=left, color=(r / 255, g / 255, b / 255),
-                            label=label if label not in ax.get_legend_handles_labels()[1] else None)
-                    left += share
-        ax.set_yticks(range(len(tracks)), [f"#{t.track_id}" for t in tracks])
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("share of frames")
-        ax.set_title(f"Emotion per tracked face ({self.frames} frames)")
-        ax.invert_yaxis()
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, fontsize="small")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        plt.close(fig)
-        atomic_write_bytes(path, buffer.getvalue())
-        return Path(path)
+def plural(n: int, word: str) -> str:
+    """``1 frame``, ``2 frames``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,22 @@ def next_run_dir(parent: Path, name: str) -> Path:
             return candidate
         except FileExistsError:
             n += 1
+
+
+@contextlib.contextmanager
+def fresh_run_dir(parent: Path, name: str) -> Iterator[Path]:
+    """:func:`next_run_dir` that is removed again, with the parent folders it made, when the body fails:
+    a failed command leaves no empty (or half-written) run folder behind."""
+    made = [folder for folder in (parent, *parent.parents) if not folder.exists()]  # innermost first
+    run_dir = next_run_dir(parent, name)
+    try:
+        yield run_dir
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if nothing else appeared there meanwhile
+        raise
 
 
 @contextlib.contextmanager
