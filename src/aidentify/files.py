@@ -17,6 +17,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+JUNK_NAMES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"}
+
+
+def is_junk_name(name: str) -> bool:
+    """Whether a file or folder name is operating-system clutter, never data.
+
+    Hidden names (macOS ``._*`` AppleDouble files, ``.DS_Store``, ``.git``), the
+    ``__MACOSX/`` folder that macOS zips carry, and Windows' ``Thumbs.db`` and
+    ``desktop.ini``. Every reader of a user's folder skips these the same way.
+    """
+    return name.startswith(".") or name.lower() in JUNK_NAMES
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from aidentify.cli.app import ConfigOption, SetOption, VerboseOption, app, console, progress_bar, run_guarded, say_config
+from aidentify.cli.app import (ConfigOption, SetOption, VerboseOption, app, console, err_console, progress_bar,
+                               run_guarded, say_config)
 from aidentify.config import LiveConfig, load_config
 from aidentify.errors import DataError
 
@@ -24,7 +26,8 @@ def live(
     demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo video (real photos from scikit-image).")] = False,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="A .keras or .tflite file or a run folder [default: the shipped model].",
                                                show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the annotated video here (.mp4 or .avi).",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the annotated result here: a video (.mp4/.avi) for a video, camera or stream; "
+                                                "an image (.jpg/.png/.webp/.bmp) for an image; a folder for a folder of images.",
                                                 show_default=False)] = None,
     timeline: Annotated[Path | None, typer.Option("--timeline", help="Write one CSV row per face per frame here.",
                                                   show_default=False)] = None,
@@ -60,11 +63,15 @@ def live(
                     if frame_source.frame_count and not frame_source.live:
                         progress("frames", result.index + 1, frame_source.frame_count)
 
-                run = run_live(cfg, opts, on_frame)
+                def on_skip(path: Path, why: str) -> None:
+                    err_console.print(f"[bold yellow]warning:[/] {escape(str(path))}: {why} (skipped)",
+                                      highlight=False, soft_wrap=True)
+
+                run = run_live(cfg, opts, on_frame, on_skip)
         _print_summary(run.summary)
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in run.stage_ms.items())
         console.print(f"{plural(run.frames, 'frame')} in {run.seconds:.1f} s: {run.fps:.1f} frames/s "
-                      f"(ms per frame: {stages})")
+                      f"(ms per frame: {stages}){_skipped_note(run.skipped)}")
         for path in run.written + run.snapshots:
             console.print(f"wrote {escape(str(path))}")
 
@@ -81,6 +88,17 @@ def _print_summary(summary) -> None:
     console.print(_summary_table(summary))
     for photo in summary.photos_without_face:
         console.print(f"[bold yellow]no face found[/] in {escape(photo)}")
+
+
+def _skipped_note(skipped: list[tuple[Path, str]]) -> str:
+    """"; 2 files skipped (1 unreadable, 1 truncated)", or nothing when none was."""
+    from aidentify.imagefile import UNREADABLE
+
+    if not skipped:
+        return ""
+    counts = Counter("unreadable" if why == UNREADABLE else why for _, why in skipped)
+    files = "file" if len(skipped) == 1 else "files"
+    return f"; {len(skipped)} {files} skipped ({', '.join(f'{n} {why}' for why, n in counts.items())})"
 
 
 def _summary_table(summary) -> Table:

@@ -36,7 +36,7 @@ from aidentify.classes import (
 from aidentify.data.csvfiles import csv_header, first_row, read_csv_rows, read_csv_table
 from aidentify.data.manifest import ALL_VOTE_COLUMNS
 from aidentify.errors import DataError
-from aidentify.files import atomic_write_bytes
+from aidentify.files import atomic_write_bytes, is_junk_name
 from aidentify.progress import ProgressFn, no_progress
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -99,9 +99,9 @@ def index_dataset(
 
 def _walk_files(root: Path) -> Iterable[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith((".", "__MACOSX"))]
+        dirnames[:] = [d for d in dirnames if not is_junk_name(d)]
         for name in filenames:
-            if not name.startswith("."):
+            if not is_junk_name(name):
                 yield Path(dirpath) / name
 
 

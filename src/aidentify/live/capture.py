@@ -11,16 +11,19 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from aidentify.errors import DataError
+from aidentify.files import is_junk_name
+from aidentify.imagefile import TRUNCATED, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 FIRST_FRAME_TIMEOUT_S = 10.0
+SkipFn = Callable[[Path, str], None]  # (file, why) for an image a folder source skips
 
 
 @contextlib.contextmanager
@@ -49,7 +52,13 @@ class FrameSource:
     live: bool = False
     stills: bool = False  # independent photos, not a video: detect on each, no following or smoothing
     frame_count: int = 0  # frames in a file source, 0 when unknown (cameras, streams)
-    current_name: str = ""  # for stills: the file name of the photo read last
+    current: Path | None = None  # the image file of the frame last read (image sources)
+    skipped: tuple[tuple[Path, str], ...] | list[tuple[Path, str]] = ()  # (file, why) left out
+
+    @property
+    def current_name(self) -> str:
+        """For stills: the file name of the photo read last ("" for other sources)."""
+        return self.current.name if self.current is not None else ""
 
     def read(self) -> tuple[np.ndarray, float] | None:
         """The next frame and its time, or None at the end."""
@@ -95,33 +104,48 @@ class VideoFileSource(FrameSource):
 
 
 class ImageSource(FrameSource):
-    """One image, or every image of a folder in name order, as frames one second apart."""
+    """One image, or every image of a folder in name order, as frames one second apart.
+
+    In a folder, system clutter (``._*``, ``.DS_Store``, ``__MACOSX/``, ``Thumbs.db``) is
+    not looked at, and an unreadable or truncated image is skipped, reported through
+    ``on_skip`` and kept in ``skipped``; one image given on its own must be readable.
+    """
 
     stills = True
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, on_skip: SkipFn | None = None):
         self.name = str(path)
-        if path.is_dir():
-            self._files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.folder = path.is_dir()
+        if self.folder:
+            self._files = sorted(p for p in path.iterdir() if not is_junk_name(p.name)
+                                 and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not self._files:
                 raise DataError(f"{path} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         else:
             self._files = [path]
         self.fps = 1.0
         self.frame_count = len(self._files)
+        self.skipped = []
+        self._on_skip = on_skip
         self._index = 0
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        if self._index >= len(self._files):
-            return None
-        path = self._files[self._index]
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise DataError(f"cannot read image {path}")
-        t = float(self._index)
-        self._index += 1
-        self.current_name = path.name
-        return frame, t
+        while self._index < len(self._files):
+            path, t = self._files[self._index], float(self._index)
+            self._index += 1
+            frame, problem = read_image(path)
+            if problem is None:
+                self.current = path
+                return frame, t
+            if not self.folder:
+                why = "the file is truncated" if problem == TRUNCATED else "not an image OpenCV can decode"
+                raise DataError(f"cannot read image {path}: {why}")
+            self.skipped.append((path, problem))
+            if self._on_skip:
+                self._on_skip(path, problem)
+        if self.current is None and self.skipped:
+            raise DataError(f"none of the {len(self.skipped)} images in {self.name} could be read")
+        return None
 
 
 class LatestFrameSource(FrameSource):
@@ -172,7 +196,22 @@ class LatestFrameSource(FrameSource):
         self._capture.release()
 
 
-def open_source(camera: int | None = None, source: str | None = None) -> FrameSource:
+def source_kind(camera: int | None = None, source: str | None = None) -> str:
+    """What a source is: "camera", "stream", "folder", "image" or "video" (checks nothing else)."""
+    if camera is not None:
+        return "camera"
+    if source is None:
+        return "camera"
+    if "://" in source:
+        return "stream"
+    path = Path(source)
+    if path.is_dir():
+        return "folder"
+    return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
+
+
+def open_source(camera: int | None = None, source: str | None = None,
+                on_skip: SkipFn | None = None) -> FrameSource:
     """Open exactly one of a camera index or a source path/URL."""
     if (camera is None) == (source is None):
         raise DataError("give either --camera INDEX or --source PATH_OR_URL")
@@ -195,5 +234,5 @@ def open_source(camera: int | None = None, source: str | None = None) -> FrameSo
     if not path.exists():
         raise DataError(f"--source {source}: no such file or folder")
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(path)
+        return ImageSource(path, on_skip)
     return VideoFileSource(path)

@@ -3,8 +3,9 @@
 Whatever happens (end of video, `q`, Ctrl-C, an error), the camera and the
 window are released. Output video and timeline are written under temporary
 names and renamed into place when the run ends normally or is stopped by the
-user; an error discards them. Nothing else is written, except a snapshot
-when the user presses `s`.
+user; an error discards them. Annotated images (``live/outputs.py``) are each
+written whole as soon as they are done and always kept. Nothing else is
+written, except a snapshot when the user presses `s`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ import numpy as np
 
 from aidentify.config import LiveConfig
 from aidentify.errors import DataError
-from aidentify.files import PendingFile, atomic_write_bytes
-from aidentify.live.capture import FrameSource, open_source
+from aidentify.files import atomic_write_bytes
+from aidentify.live.capture import FrameSource, SkipFn, open_source, source_kind
 from aidentify.inference.classify import load_classifier
 from aidentify.live.draw import draw_fps
+from aidentify.live.outputs import plan_output
 from aidentify.inference.results import FrameResult
 from aidentify.live.pipeline import STAGES, LivePipeline
 from aidentify.live.timeline import EmotionSummary, TimelineWriter
 
 WINDOW = "AIdentify (q: quit, s: snapshot)"
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG"}
 QUIT_KEYS = {ord("q"), ord("Q"), 27}
 
 
@@ -58,6 +59,7 @@ class LiveRun:
     summary: EmotionSummary
     written: list[Path] = field(default_factory=list)
     snapshots: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (image file, why) left out
     stopped_by_user: bool = False
 
     @property
@@ -73,15 +75,20 @@ def has_display() -> bool:
 
 
 def run_live(config: LiveConfig, options: LiveOptions,
-             on_frame: Callable[[FrameResult, FrameSource], None] | None = None) -> LiveRun:
-    """Run the live pipeline over a source until it ends, the user quits or max_frames."""
+             on_frame: Callable[[FrameResult, FrameSource], None] | None = None,
+             on_skip: SkipFn | None = None) -> LiveRun:
+    """Run the live pipeline over a source until it ends, the user quits or max_frames.
+
+    ``on_skip(file, why)`` hears of each unreadable or truncated image a folder source skips.
+    """
     if options.window and not has_display():
         raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
                         "or run inside a desktop session")
-    if options.output is not None and Path(options.output).suffix.lower() not in FOURCC_BY_SUFFIX:
-        raise DataError(f"--output {options.output}: use a .mp4 or .avi file name")
+    out = None
+    if options.output is not None:
+        out = plan_output(Path(options.output), source_kind(options.camera, options.source), options.source)
     classifier = load_classifier(config.model, config.backend, config.threads)
-    source = open_source(options.camera, options.source)
+    source = open_source(options.camera, options.source, on_skip)
     try:
         pipeline = LivePipeline(classifier, config, stills=source.stills)
     except BaseException:
@@ -89,12 +96,11 @@ def run_live(config: LiveConfig, options: LiveOptions,
         raise
     run = LiveRun(0, 0.0, {}, EmotionSummary(pipeline.classes, stills=source.stills))
     totals = dict.fromkeys(("capture", *STAGES, "output"), 0.0)
-    timeline = video = None
+    timeline = None
     finished = False
     started = time.perf_counter()
     try:
         timeline = TimelineWriter(options.timeline, pipeline.classes) if options.timeline else None
-        video = _VideoOutput(Path(options.output)) if options.output else None
         while options.max_frames is None or run.frames < options.max_frames:
             t0 = time.perf_counter()
             item = source.read()
@@ -102,15 +108,15 @@ def run_live(config: LiveConfig, options: LiveOptions,
                 break
             frame, time_s = item
             totals["capture"] += (time.perf_counter() - t0) * 1000
-            annotated, result = pipeline(frame, draw=bool(video or options.window))
+            annotated, result = pipeline(frame, draw=bool(out or options.window))
             for stage in STAGES:
                 totals[stage] += result.timings[stage]
             t1 = time.perf_counter()
             run.summary.add(time_s, result, photo=source.current_name)
             if timeline:
                 timeline.add(time_s, result)
-            if video:
-                video.write(annotated, source.fps or 30.0)
+            if out:
+                out.write(annotated, source.fps or 30.0, source.current)
             quit_now = options.window and _show(annotated, config, run, source, time_s, started)
             totals["output"] += (time.perf_counter() - t1) * 1000
             run.frames += 1
@@ -124,13 +130,14 @@ def run_live(config: LiveConfig, options: LiveOptions,
         run.stopped_by_user = finished = True
     finally:
         run.seconds = time.perf_counter() - started if run.frames else 0.0
+        run.skipped = list(source.skipped)
         source.close()
         if options.window:
             cv2.destroyAllWindows()
             cv2.waitKey(1)
-        if video:
-            video.release()
-        for writer, has_content in ((video, video and video.frames), (timeline, True)):
+        if out:
+            out.release()
+        for writer, has_content in ((out, out and out.frames), (timeline, True)):
             if writer is not None:
                 if finished and has_content:
                     run.written.append(writer.commit())
@@ -171,35 +178,3 @@ def _save_snapshot(frame: np.ndarray, folder: Path) -> Path:
         raise DataError("could not encode the snapshot")
     atomic_write_bytes(path, encoded.tobytes())
     return path
-
-
-class _VideoOutput:
-    """An annotated video written under a temporary name, sized by its first frame."""
-
-    def __init__(self, path: Path):
-        self.pending = PendingFile(path)
-        self._writer: cv2.VideoWriter | None = None
-        self._size: tuple[int, int] | None = None
-        self.frames = 0
-
-    def write(self, frame: np.ndarray, fps: float) -> None:
-        if self._writer is None:
-            self._size = (frame.shape[1], frame.shape[0])
-            fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.pending.final.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self.pending.path), fourcc, fps, self._size)
-            if not self._writer.isOpened():
-                raise DataError(f"cannot write video {self.pending.final}: OpenCV has no encoder for it here")
-        if (frame.shape[1], frame.shape[0]) != self._size:
-            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(frame)
-        self.frames += 1
-
-    def release(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-
-    def commit(self) -> Path:
-        return self.pending.commit()
-
-    def discard(self) -> None:
-        self.pending.discard()
