@@ -63,7 +63,7 @@ def test_real_ferplus_through_augment(workdir):
     _check_chain(workdir)
     raw = pd.read_csv(workdir / "data/raw/ferplus/manifest.csv")
     assert len(raw) == 28558 + 3579
-    # the shipped model scores on FER+ Valid exactly what its provenance (and the README) records
+    # the shipped model scores on FER+ Valid exactly what its provenance (and the README and docs/model-card.md) record
     out = _run("evaluate", "--data", "val", "--out", str(workdir / "eval"))
     recorded = read_metadata(default_model_path())["provenance"]["fer_plus_valid"]["int8"]
     measured = json.loads((workdir / "eval" / "metrics.json").read_text())
