@@ -1,7 +1,7 @@
 """The Haar-cascade backend: OpenCV's frontal-face cascade (Viola and Jones, 2001).
 
 The seed's detector, kept for comparison and for machines where speed matters
-more than recall: it misses turned, tilted and small faces (see the README's
+more than recall: it misses turned, tilted and small faces (see docs/detectors.md's
 detector table). Resolution-independent: the image is shrunk only as far as
 keeps the smallest wanted face (``min_face`` pixels) at the cascade's 24 px
 window, so a face is found or missed by its own size, not the frame's.
@@ -73,7 +73,7 @@ def detection_scale(shape: tuple[int, ...], min_face: int, window: int, max_mega
 
     Shrinking until ``min_face`` becomes ``window`` pixels loses no wanted face
     and saves time on large photos; ``max_megapixels`` caps the cost of huge
-    ones (there the smallest face found grows with the photo, which the README says).
+    ones (there the smallest face found grows with the photo, which docs/detectors.md says).
     Returns a factor in (0, 1].
     """
     height, width = shape[:2]
