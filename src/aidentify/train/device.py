@@ -84,7 +84,8 @@ def make_strategy(kind: str) -> Any:
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
     if "TF_CONFIG" not in os.environ:
-        raise ConfigError("strategy multi_worker needs TF_CONFIG describing the cluster (see docs/training.md, strategy multi_worker)")
+        raise ConfigError("strategy multi_worker needs TF_CONFIG describing the cluster "
+                          "(see docs/training.md, strategy multi_worker)")
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
