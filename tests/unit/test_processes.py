@@ -106,3 +106,17 @@ def test_pool_workers_die_when_their_parent_is_killed():
     for pid in left:  # do not leak them from a failing test
         os.kill(pid, signal.SIGKILL)
     assert not left, f"workers outlived their parent: {left}"
+
+
+def test_the_train_run_lock_is_the_same_atomic_lock(tmp_path):
+    from aidentify.errors import DataError
+    from aidentify.train.runs import run_lock
+
+    run = tmp_path / "cnn" / "train"
+    run.mkdir(parents=True)
+    (run / ".lock").write_text(str(os.getppid()))  # a PID that is alive but holds no lock: not busy
+    with run_lock(run):
+        with pytest.raises(DataError, match=f"^{run} is being trained by process {os.getpid()}; wait for it"):
+            with run_lock(run):  # a second resume of the same run, even from this process
+                pass
+    assert not (run / ".lock").exists()
