@@ -30,6 +30,15 @@ def is_junk_name(name: str) -> bool:
     return name.startswith(".") or name.lower() in JUNK_NAMES
 
 
+STAGING_SUFFIXES = (".partial", ".old", ".tmp")
+
+
+def is_unfinished_name(name: str) -> bool:
+    """Whether a folder is a stage's staging or leftover copy (``x.partial``, ``x.old``,
+    a hidden temporary), never a completed output: readers of a stage's outputs skip it."""
+    return is_junk_name(name) or name.endswith(STAGING_SUFFIXES)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)

@@ -116,3 +116,17 @@ def test_train_command_prints_its_device_and_none_of_tensorflows_start_up_notice
     assert re.search(r"^device: (CPU, \d+ threads|\d+ GPUs?)", out.stdout, re.M), out.stdout
     assert ABSL_BANNER not in out.stderr
     assert not re.search(r"^[IW]\d{4} \d\d:\d\d:\d+", out.stderr, re.M), out.stderr[-3000:]
+
+
+def test_a_stage_already_writing_its_folder_is_one_line_naming_the_other_process(workdir):
+    hold = ("import time; from pathlib import Path; from aidentify.processes import lock_output_folder\n"
+            "with lock_output_folder(Path('data/clean')):\n    print('locked', flush=True); time.sleep(60)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    other = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert other.stdout.readline().strip() == "locked"
+        _assert_one_line_error(invoke("clean"), f"error: data/clean is being written by process {other.pid}; "
+                                                "wait for it or stop it first")
+    finally:
+        other.kill()
+        other.wait()

@@ -185,10 +185,20 @@ def test_a_run_busy_in_another_process_is_not_resumed(tiny_data, tmp_path):
 
     config = cnn_config(tiny_data, tmp_path, epochs=2)
     run = interrupted_after_first_epoch(config)
-    (run / ".lock").write_text(str(os.getppid()))  # a live process that is not us
-    with pytest.raises(DataError, match="being trained by process"):
+    import signal
+    import subprocess
+    import sys
+
+    hold = ("import sys, time; from pathlib import Path; from aidentify.train.runs import run_lock\n"
+            "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    other = subprocess.Popen([sys.executable, "-c", hold, str(run)], stdout=subprocess.PIPE, text=True, env=env)
+    assert other.stdout.readline().strip() == "locked"
+    with pytest.raises(DataError, match=f"is being trained by process {other.pid}; wait for it"):
         train(config, resume=run)
-    (run / ".lock").write_text("999999999")  # a dead process: its lock is taken over
+    os.kill(other.pid, signal.SIGKILL)  # a killed trainer's lock is free at once
+    other.wait()
+    (run / ".lock").write_text("999999999")  # a stale PID file is no lock either
     assert train(config, resume=run).epochs_run == 2
 
 

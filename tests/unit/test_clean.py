@@ -116,3 +116,54 @@ def test_missing_splits_are_carved_stratified_and_reproducibly(workdir):
     after = first.report["after"]
     assert after["val"] == {"happiness": 4, "sadness": 4}
     assert after["test"] == {"happiness": 2, "sadness": 2}
+
+
+def _huge_png(path: Path, side: int = 20000) -> None:
+    """A valid side x side 8-bit grayscale PNG of zeros: a few hundred KB on disk, side² bytes decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compressobj(9)
+    block = bytes(side + 1) * 500  # 500 rows, each a filter byte and side zero pixels
+    body = b"".join(rows.compress(block) for _ in range(side // 500)) + rows.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_an_image_over_the_pixel_limit_is_dropped_unread(workdir, monkeypatch):
+    import time
+
+    from aidentify.data import images
+
+    tree = make_ferplus_tree(workdir / "src", {"train": [one_hot_votes("anger")] * 4})
+    huge = tree / "FER2013Train" / "fer0000000.png"
+    _huge_png(huge)
+    assert huge.stat().st_size < 1_000_000
+    _download_tree(workdir, tree)
+    decoded = []
+    real_read_gray = images.read_gray
+    monkeypatch.setattr("aidentify.data.clean.read_gray", lambda p: decoded.append(p) or real_read_gray(p))
+    started = time.perf_counter()
+    result = clean(_config(splits={"val_fraction": 0, "test_fraction": 0}))
+    assert time.perf_counter() - started < 10
+    assert result.report["dropped_by_reason"] == {"too_large": 1}
+    row = pd.read_csv(workdir / "data/clean/dropped.csv").iloc[0]
+    assert row["path"].endswith("fer0000000.png")
+    assert row["detail"] == "20000x20000 = 400000000 pixels > max_pixels 50000000; not decoded"
+    assert len(decoded) == 3 and not any(str(p).endswith("fer0000000.png") for p in decoded)
+
+
+def test_a_killed_downloads_old_and_partial_copies_are_not_read(workdir):
+    import shutil
+
+    tree = make_ferplus_tree(workdir / "src", {"train": [one_hot_votes(c) for c in ("anger", "neutral")] * 3})
+    _download_tree(workdir, tree)
+    raw = workdir / "data/raw"
+    for leftover in ("ferplus.old", "ferplus.partial", ".ferplus.tmp"):  # as a kill -9 mid-swap leaves them
+        shutil.copytree(raw / "ferplus", raw / leftover)
+    result = clean(_config(splits={"val_fraction": 0, "test_fraction": 0}))
+    assert result.report["input_images"] == 6
+    assert set(pd.read_csv(workdir / "data/clean/manifest.csv")["source"]) == {"ferplus"}

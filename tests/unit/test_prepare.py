@@ -1,5 +1,6 @@
 """Crop geometry and the prepare stage."""
 
+import os
 from pathlib import Path
 
 import cv2
@@ -114,3 +115,26 @@ def test_process_pool_gives_the_same_result_as_one_process(workdir):
     pd.testing.assert_frame_equal(one, two)
     for rel in one["path"][:10]:
         assert (workdir / "data/one" / rel).read_bytes() == (workdir / "data/two" / rel).read_bytes()
+
+
+def test_a_second_prepare_at_once_is_refused_and_leaves_the_first_ones_staging_alone(workdir):
+    from aidentify.processes import FolderBusy
+
+    src = workdir / "src"
+    for i in range(150):
+        write_image(src / "neutral" / f"n{i}.png", texture(4000 + i))
+    download(DownloadConfig(), "many", from_path=src)
+    clean(CleanConfig(workers=1, splits=NO_CARVE))
+    config = PrepareConfig(image_size=32, workers=1, faces={"detect": "never"})
+    refusals = []
+
+    def second_run_meanwhile(task, done, total):
+        if 0 < done < total and not refusals:
+            with pytest.raises(FolderBusy) as busy:
+                prepare(PrepareConfig(image_size=40, workers=1, faces={"detect": "never"}))
+            refusals.append(str(busy.value))
+
+    result = prepare(config, progress=second_run_meanwhile)
+    assert refusals == [f"data/prepared is being written by process {os.getpid()}; wait for it or stop it first"]
+    assert result.report["kept"] == 150 and result.report["resumed_from"] == 0
+    assert not (workdir / "data/.prepared.lock").exists()

@@ -76,6 +76,7 @@ class CleanConfig(StrictModel):
     dedup: Dedup = Field(default_factory=Dedup)
     splits: CarveSplits = Field(default_factory=CarveSplits)
     min_std: float = Field(default=3.0, ge=0.0)
+    max_pixels: int = Field(default=50_000_000, ge=1)
     workers: int = Field(default=0, ge=0)
 
 

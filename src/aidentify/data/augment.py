@@ -32,6 +32,7 @@ from aidentify.data.manifest import (
 )
 from aidentify.errors import ConfigError, DataError
 from aidentify.files import atomic_write_text, fresh_partial_dir
+from aidentify.processes import lock_output_folder
 from aidentify.progress import ProgressFn, no_progress
 
 Variant = tuple[bool, float]  # (mirror, rotation angle in degrees)
@@ -103,6 +104,11 @@ def plan_copies(train: pd.DataFrame, config: AugmentConfig) -> list[tuple[int, V
 
 def augment(config: AugmentConfig, progress: ProgressFn = no_progress) -> StageResult:
     """Run the augment stage described in the module docstring."""
+    with lock_output_folder(Path(config.out_dir)):
+        return _augment(config, progress)
+
+
+def _augment(config: AugmentConfig, progress: ProgressFn) -> StageResult:
     prepared_dir, out_dir = Path(config.prepared_dir), Path(config.out_dir)
     frame = read_manifest(prepared_dir, produced_by="prepare")
     absolute = absolute_paths(frame, prepared_dir)

@@ -8,7 +8,8 @@ Reads every downloaded dataset's raw manifest and writes ``<out_dir>/``:
 - ``report.json``: counts per split and class before and after;
 - ``config.yaml``: the resolved config.
 
-Drops, in order: missing or unreadable files; blank images; FER+ vote
+Drops, in order: missing or unreadable files; images over ``max_pixels``
+(judged from the header, never decoded); blank images; FER+ vote
 outcomes (unknown or not-a-face majorities, no agreement under the rule);
 exact and near duplicates (perceptual hash), keeping the copy in the most
 protected split (test > val > train) so a duplicate never leaks a test
@@ -18,9 +19,9 @@ one carved, stratified by class, from their training images.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ import pandas as pd
 
 from aidentify.classes import CLASSES, NOT_FACE, UNKNOWN, VOTE_COLUMNS
 from aidentify.config import CleanConfig, dump_config
-from aidentify.data.images import perceptual_hash, read_gray, worker_count
+from aidentify.data.images import header_size, perceptual_hash, read_gray, worker_count
 from aidentify.data.manifest import (
     ALL_VOTE_COLUMNS,
     DROPPED_NAME,
@@ -43,7 +44,8 @@ from aidentify.data.manifest import (
     write_table,
 )
 from aidentify.errors import StageInputMissing
-from aidentify.files import atomic_write_text, fresh_partial_dir
+from aidentify.files import atomic_write_text, fresh_partial_dir, is_unfinished_name
+from aidentify.processes import lock_output_folder, process_pool
 from aidentify.progress import ProgressFn, no_progress
 
 SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, "": 3}
@@ -51,6 +53,11 @@ SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, "": 3}
 
 def clean(config: CleanConfig, progress: ProgressFn = no_progress) -> StageResult:
     """Run the clean stage described in the module docstring."""
+    with lock_output_folder(Path(config.out_dir)):
+        return _clean(config, progress)
+
+
+def _clean(config: CleanConfig, progress: ProgressFn) -> StageResult:
     raw = _load_raw_manifests(Path(config.raw_dir), config.sources)
     before = counts_by_split_and_class(raw)
     drops: list[pd.DataFrame] = []
@@ -89,7 +96,8 @@ def clean(config: CleanConfig, progress: ProgressFn = no_progress) -> StageResul
 
 def _load_raw_manifests(raw_dir: Path, sources: list[str] | None) -> pd.DataFrame:
     if sources is None:
-        folders = sorted(p.parent for p in raw_dir.glob(f"*/{MANIFEST_NAME}"))
+        folders = sorted(p.parent for p in raw_dir.glob(f"*/{MANIFEST_NAME}")
+                         if not is_unfinished_name(p.parent.name))  # a killed download's .old/.partial
         if not folders:
             raise StageInputMissing(
                 f"no downloaded datasets in {raw_dir}; run `aidentify download ferplus` "
@@ -160,8 +168,15 @@ def apply_vote_rule(raw: pd.DataFrame, rule: str, drop_single_votes: bool, drops
     return raw[reasons == ""].reset_index(drop=True)
 
 
-def _inspect_one(path: str) -> tuple[str, int, int, float, str, int]:
-    """(problem, width, height, std, md5 of pixels, perceptual hash) for one file."""
+def _inspect_one(path: str, max_pixels: int) -> tuple[str, int, int, float, str, int]:
+    """(problem, width, height, std, md5 of pixels, perceptual hash) for one file.
+
+    An image whose header announces more than ``max_pixels`` is refused before
+    decoding (a 390 KB PNG can decode into gigabytes).
+    """
+    size = header_size(Path(path))
+    if size is not None and size[0] * size[1] > max_pixels:
+        return "too_large", size[0], size[1], 0.0, "", 0
     gray = read_gray(Path(path))
     if gray is None:
         return ("missing" if not Path(path).is_file() else "unreadable"), 0, 0, 0.0, "", 0
@@ -171,20 +186,25 @@ def _inspect_one(path: str) -> tuple[str, int, int, float, str, int]:
 
 def _inspect_images(frame: pd.DataFrame, config: CleanConfig, drops, progress) -> pd.DataFrame:
     paths = list(frame["abs_path"])
+    inspect = functools.partial(_inspect_one, max_pixels=config.max_pixels)
     results = []
     workers = worker_count(config.workers)
     total = len(paths)
     if workers == 1 or total < 2000:
-        iterator = map(_inspect_one, paths)
+        iterator = map(inspect, paths)
         results = _collect(iterator, total, progress)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = _collect(pool.map(_inspect_one, paths, chunksize=256), total, progress)
+        with process_pool(workers) as pool:
+            results = _collect(pool.map(inspect, paths, chunksize=256), total, progress)
     problem, width, height, std, md5, phash = zip(*results) if results else ([],) * 6
     frame = frame.assign(problem=list(problem), width=list(width), height=list(height),
                          std=list(std), md5=list(md5), phash_int=list(phash))
     for reason in ("missing", "unreadable"):
         record_drop(drops, frame[frame["problem"] == reason], reason, "could not decode the file")
+    large = frame["problem"] == "too_large"
+    record_drop(drops, frame[large], "too_large",
+                [f"{w}x{h} = {w * h} pixels > max_pixels {config.max_pixels}; not decoded"
+                 for w, h in zip(frame.loc[large, "width"], frame.loc[large, "height"])])
     frame = frame[frame["problem"] == ""]
     blank = frame["std"] < config.min_std
     record_drop(drops, frame[blank], "blank",

@@ -31,6 +31,7 @@ from aidentify.data.manifest import MANIFEST_NAME, relative_path, write_manifest
 from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, CredentialsError, DataError, DownloadError
 from aidentify.files import atomic_write_text, fresh_partial_dir, sha256_file
+from aidentify.processes import lock_output_folder
 from aidentify.progress import ProgressFn, no_progress
 
 RECORD_NAME = "download.json"
@@ -77,7 +78,11 @@ def download(
     else:
         known = ", ".join([*config.datasets, "all"])
         raise ConfigError(f"unknown dataset '{name}'; choose one of: {known}")
-    return [_download_one(config, n, config.datasets.get(n), from_path, force, progress) for n in names]
+    results = []
+    for n in names:
+        with lock_output_folder(Path(config.raw_dir) / n):
+            results.append(_download_one(config, n, config.datasets.get(n), from_path, force, progress))
+    return results
 
 
 def _download_one(

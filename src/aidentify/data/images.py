@@ -20,6 +20,29 @@ def read_gray(path: Path) -> np.ndarray | None:
     return image if image is not None and image.size else None
 
 
+def header_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from an image file's header, without decoding its pixels.
+
+    None when Pillow does not know the format (the decoder then decides). Pillow's
+    own decompression-bomb refusal is not applied: callers compare with their limit.
+    """
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as image:  # lazy: reads the header only
+                    return image.size
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
 def read_image(path: Path) -> np.ndarray | None:
     """Read an image as ``(H, W, 3) uint8`` BGR (grayscale files replicated); None if unreadable.
 

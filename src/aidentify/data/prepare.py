@@ -25,7 +25,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +48,7 @@ from aidentify.data.manifest import (
     write_table,
 )
 from aidentify.files import atomic_write_text, partial_dir_for, promote_dir
+from aidentify.processes import lock_output_folder, process_pool
 from aidentify.progress import ProgressFn, no_progress
 
 JOURNAL = "journal.csv"
@@ -60,6 +61,11 @@ _worker_detector: FaceDetector | None = None  # one detector per worker process,
 
 def prepare(config: PrepareConfig, progress: ProgressFn = no_progress) -> StageResult:
     """Run the prepare stage described in the module docstring."""
+    with lock_output_folder(Path(config.out_dir)):  # one prepare per staging folder
+        return _prepare(config, progress)
+
+
+def _prepare(config: PrepareConfig, progress: ProgressFn) -> StageResult:
     clean_dir, out_dir = Path(config.clean_dir), Path(config.out_dir)
     frame = read_manifest(clean_dir, produced_by="clean")
     frame["abs_path"] = [str(p) for p in absolute_paths(frame, clean_dir)]
@@ -124,7 +130,7 @@ def _run_chunks(todo: pd.DataFrame, config: PrepareConfig, partial: Path) -> Ite
         for chunk in chunks:
             yield _prepare_chunk(chunk, *settings)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=init_args) as pool:
+    with process_pool(workers, initializer=_init_worker, initargs=init_args) as pool:
         pending = set()
         queue = iter(chunks)
         try:

@@ -3,9 +3,10 @@
 Whatever happens (end of video, `q`, Ctrl-C, an error), the camera and the
 window are released. Output video and timeline are written under temporary
 names and renamed into place when the run ends normally or is stopped by the
-user; an error discards them. Annotated images (``live/outputs.py``) are each
-written whole as soon as they are done and always kept. Nothing else is
-written, except a snapshot when the user presses `s`.
+user (`q`, Ctrl-C, or SIGTERM, which is treated as Ctrl-C); an error discards
+them. Annotated images (``live/outputs.py``) are each written whole as soon as
+they are done and always kept. Nothing else is written, except a snapshot when
+the user presses `s`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from aidentify.live.outputs import plan_output
 from aidentify.inference.results import FrameResult
 from aidentify.live.pipeline import STAGES, LivePipeline
 from aidentify.live.timeline import EmotionSummary, TimelineWriter
+from aidentify.processes import sigterm_as_interrupt
 
 WINDOW = "AIdentify (q: quit, s: snapshot)"
 QUIT_KEYS = {ord("q"), ord("Q"), 27}
@@ -101,30 +103,31 @@ def run_live(config: LiveConfig, options: LiveOptions,
     started = time.perf_counter()
     try:
         timeline = TimelineWriter(options.timeline, pipeline.classes) if options.timeline else None
-        while options.max_frames is None or run.frames < options.max_frames:
-            t0 = time.perf_counter()
-            item = source.read()
-            if item is None:
-                break
-            frame, time_s = item
-            totals["capture"] += (time.perf_counter() - t0) * 1000
-            annotated, result = pipeline(frame, draw=bool(out or options.window))
-            for stage in STAGES:
-                totals[stage] += result.timings[stage]
-            t1 = time.perf_counter()
-            run.summary.add(time_s, result, photo=source.current_name)
-            if timeline:
-                timeline.add(time_s, result)
-            if out:
-                out.write(annotated, source.fps or 30.0, source.current)
-            quit_now = options.window and _show(annotated, config, run, source, time_s, started)
-            totals["output"] += (time.perf_counter() - t1) * 1000
-            run.frames += 1
-            if on_frame:
-                on_frame(result, source)
-            if quit_now:
-                run.stopped_by_user = True
-                break
+        with sigterm_as_interrupt():  # `kill` keeps the recording, like Ctrl-C
+            while options.max_frames is None or run.frames < options.max_frames:
+                t0 = time.perf_counter()
+                item = source.read()
+                if item is None:
+                    break
+                frame, time_s = item
+                totals["capture"] += (time.perf_counter() - t0) * 1000
+                annotated, result = pipeline(frame, draw=bool(out or options.window))
+                for stage in STAGES:
+                    totals[stage] += result.timings[stage]
+                t1 = time.perf_counter()
+                run.summary.add(time_s, result, photo=source.current_name)
+                if timeline:
+                    timeline.add(time_s, result)
+                if out:
+                    out.write(annotated, source.fps or 30.0, source.current)
+                quit_now = options.window and _show(annotated, config, run, source, time_s, started)
+                totals["output"] += (time.perf_counter() - t1) * 1000
+                run.frames += 1
+                if on_frame:
+                    on_frame(result, source)
+                if quit_now:
+                    run.stopped_by_user = True
+                    break
         finished = True
     except KeyboardInterrupt:
         run.stopped_by_user = finished = True

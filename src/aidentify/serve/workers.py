@@ -34,6 +34,7 @@ from aidentify.errors import AidentifyError
 from aidentify.faces.detector import FaceDetector, Faces, make_detector
 from aidentify.inference.classify import Classifier, ModelInfo, load_classifier
 from aidentify.live.pipeline import LivePipeline, video_settings
+from aidentify.processes import process_pool
 from aidentify.serve.errors import ApiError
 from aidentify.serve.uploads import decode_image
 
@@ -146,8 +147,8 @@ class WorkerPool:
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_start_worker, initargs=self._args)
+        executor = process_pool(self.size, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_start_worker, initargs=self._args)
         try:
             with _child_environment(SINGLE_THREADED):
                 futures = [executor.submit(_ready) for _ in range(self.size * 2)]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import shutil
 import time
@@ -31,6 +30,7 @@ from aidentify import __version__
 from aidentify.config import TRAIN_CONFIGS, TrainCommon, load_config
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_text
+from aidentify.processes import folder_lock
 
 
 def next_run_dir(parent: Path, name: str) -> Path:
@@ -66,27 +66,14 @@ def fresh_run_dir(parent: Path, name: str) -> Iterator[Path]:
 def run_lock(run_dir: Path) -> Iterator[None]:
     """One process per run folder: a second `train --resume` of a busy run is refused.
 
-    The lock holds the owner's PID; a lock left by a process that no longer
-    exists (killed, machine restarted) is taken over.
+    An atomic ``flock`` on ``<run>/.lock`` (:func:`aidentify.processes.folder_lock`):
+    two runs started together cannot both take it, and it ends with its process,
+    so a run whose trainer was killed is free to resume.
     """
     if not run_dir.is_dir():
         raise DataError(f"run folder not found: {run_dir}")
-    lock = run_dir / ".lock"
-    try:
-        other = int(lock.read_text().strip())
-        os.kill(other, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        pass
-    except PermissionError:  # alive, owned by someone else
-        raise DataError(f"{run_dir} is being trained by process {lock.read_text().strip()}") from None
-    else:
-        if other != os.getpid():
-            raise DataError(f"{run_dir} is being trained by process {other}; wait for it or stop it first")
-    lock.write_text(str(os.getpid()))
-    try:
+    with folder_lock(run_dir / ".lock", f"{run_dir} is being trained"):
         yield
-    finally:
-        lock.unlink(missing_ok=True)
 
 
 def load_resume(run_dir: Path) -> tuple[TrainCommon, dict[str, Any]]:
