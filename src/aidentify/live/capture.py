@@ -3,7 +3,12 @@
 Cameras and streams are read on their own thread that keeps only the newest
 frame: when inference is slower than the camera, old frames are dropped
 instead of queueing up (the overlay stays current). Files are read in order,
-every frame, because their annotated copy and timeline must be complete.
+every frame, because their annotated copy and timeline must be complete, and
+each frame is timed by the decoder's presentation timestamp (media time), so a
+variable-frame-rate video gets its true times. An ``http(s)://`` URL whose
+container declares a frame count is a finite file and is read like one; an
+``http(s)://`` URL without one, and any other URL (``rtsp://``, ``rtmp://``,
+``udp://``…), is a stream.
 """
 
 from __future__ import annotations
@@ -75,19 +80,26 @@ class FrameSource:
 
 
 class VideoFileSource(FrameSource):
-    """Every frame of a video file, timed by the file's frame rate."""
+    """Every frame of a video file (a path, or a finite file behind an ``http(s)://`` URL).
 
-    def __init__(self, path: Path):
+    A frame's time is its presentation timestamp from the decoder
+    (``CAP_PROP_POS_MSEC`` after ``read``), so a variable-frame-rate video keeps its
+    true times. Where the decoder gives none (a timestamp that does not move forward),
+    the frame is placed one nominal frame after the previous one.
+    """
+
+    def __init__(self, path: Path | str, capture: cv2.VideoCapture | None = None):
         self.name = str(path)
-        self._capture = cv2.VideoCapture(str(path))
+        self._capture = capture if capture is not None else cv2.VideoCapture(str(path))
         if not self._capture.isOpened():
             self._capture.release()
             raise DataError(f"cannot read video {path}: not a video OpenCV can decode (try .mp4 or .avi)")
         self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0 < self.fps < 1000:
             self.fps = 30.0
-        self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = max(int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
         self._index = 0
+        self._last_t: float | None = None
 
     def read(self) -> tuple[np.ndarray, float] | None:
         ok, frame = self._capture.read()
@@ -95,7 +107,10 @@ class VideoFileSource(FrameSource):
             if self._index == 0:
                 raise DataError(f"cannot read video {self.name}: no frame could be decoded")
             return None
-        t = self._index / self.fps
+        t = float(self._capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+        if self._last_t is not None and not t > self._last_t:
+            t = self._last_t + 1.0 / self.fps
+        self._last_t = t
         self._index += 1
         return frame, t
 
@@ -210,6 +225,17 @@ def source_kind(camera: int | None = None, source: str | None = None) -> str:
     return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
 
 
+def is_finite_file(url: str, capture: cv2.VideoCapture) -> bool:
+    """Whether an opened URL is a finite video file: ``http(s)://`` with a known frame count.
+
+    Other schemes (``rtsp://``, ``rtmp://``, ``udp://``…) are streams, and so is an
+    ``http(s)://`` feed whose container declares no frame count (MJPEG, a live HLS playlist).
+    """
+    if url.split("://", 1)[0].lower() not in ("http", "https"):
+        return False
+    return (capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) > 0
+
+
 def open_source(camera: int | None = None, source: str | None = None,
                 on_skip: SkipFn | None = None) -> FrameSource:
     """Open exactly one of a camera index or a source path/URL."""
@@ -229,6 +255,8 @@ def open_source(camera: int | None = None, source: str | None = None,
         if not capture.isOpened():
             capture.release()
             raise DataError(f"cannot open stream {source}; check the URL and that the stream is up")
+        if is_finite_file(source, capture):
+            return VideoFileSource(source, capture)
         return LatestFrameSource(capture, source)
     path = Path(source)
     if not path.exists():

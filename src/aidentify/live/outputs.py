@@ -4,7 +4,12 @@ A video source (file, camera, stream) writes an annotated video (.mp4 or .avi);
 one image writes one annotated image in the format its suffix names; a folder
 of images writes a folder of annotated images under the same names and
 formats. The choice is checked before any work, so a mismatch is one error
-line. A video is written under a temporary name and renamed when the run ends
+line. OpenCV's video writer is constant-rate: a video file source is written at its
+own (average) frame rate, each frame at its media time, so a frame the source
+holds longer is repeated until the next is due. No frame is dropped: in a burst
+faster than that rate the video runs a few frames late and catches up at the
+next hold. A constant-rate file gives every frame once. A video is written under a
+temporary name and renamed when the run ends
 (an error discards it); each image is written atomically as soon as it is done,
 so a stopped or failed run keeps every image it finished.
 """
@@ -82,7 +87,8 @@ class ImageOutput:
         self.path = Path(path)
         self.frames = 0
 
-    def write(self, frame: np.ndarray, fps: float, name: Path | None = None) -> None:
+    def write(self, frame: np.ndarray, fps: float, name: Path | None = None,
+              time_s: float | None = None) -> None:
         _write_image(self.path, frame)
         self.frames += 1
 
@@ -99,7 +105,8 @@ class ImageOutput:
 class FolderOutput(ImageOutput):
     """Annotated images in a folder, each under its source image's name and format."""
 
-    def write(self, frame: np.ndarray, fps: float, name: Path | None = None) -> None:
+    def write(self, frame: np.ndarray, fps: float, name: Path | None = None,
+              time_s: float | None = None) -> None:
         if name is None:
             raise DataError("a folder output needs the name of each image")
         _write_image(self.path / Path(name).name, frame)
@@ -107,25 +114,44 @@ class FolderOutput(ImageOutput):
 
 
 class VideoOutput:
-    """An annotated video written under a temporary name, sized by its first frame."""
+    """An annotated video written under a temporary name, sized by its first frame.
+
+    Given each frame's media time, the writer's constant-rate grid follows it: the
+    previous frame is repeated until this one is due, and a frame that is due before a
+    free slot (a burst) goes in the next one, so none is dropped. Without times, one
+    frame each.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.pending: PendingFile | None = None
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
-        self.frames = 0
+        self._fps = 0.0
+        self._t0: float | None = None
+        self._last: np.ndarray | None = None
+        self.frames = 0  # frames in the video, repeats included
 
-    def write(self, frame: np.ndarray, fps: float, name: Path | None = None) -> None:
+    def write(self, frame: np.ndarray, fps: float, name: Path | None = None,
+              time_s: float | None = None) -> None:
         if self._writer is None:
             self.pending = PendingFile(self.path)
             self._size = (frame.shape[1], frame.shape[0])
+            self._fps = fps
             fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.path.suffix.lower()])
             self._writer = cv2.VideoWriter(str(self.pending.path), fourcc, fps, self._size)
             if not self._writer.isOpened():
                 raise DataError(f"cannot write video {self.path}: OpenCV has no encoder for it here")
         if (frame.shape[1], frame.shape[0]) != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
+        if time_s is not None:
+            if self._t0 is None:
+                self._t0 = time_s
+            due = round((time_s - self._t0) * self._fps)
+            while self._last is not None and self.frames < due:
+                self._writer.write(self._last)
+                self.frames += 1
+            self._last = frame.copy()  # the window draws on the frame after it is written
         self._writer.write(frame)
         self.frames += 1
 

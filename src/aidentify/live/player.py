@@ -119,7 +119,8 @@ def run_live(config: LiveConfig, options: LiveOptions,
                 if timeline:
                     timeline.add(time_s, result)
                 if out:
-                    out.write(annotated, source.fps or 30.0, source.current)
+                    # a file's frames go at their media time; a camera or stream's, one each
+                    out.write(annotated, source.fps or 30.0, source.current, None if source.live else time_s)
                 quit_now = options.window and _show(annotated, config, run, source, time_s, started)
                 totals["output"] += (time.perf_counter() - t1) * 1000
                 run.frames += 1
