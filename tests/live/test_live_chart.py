@@ -4,6 +4,7 @@ import warnings
 
 import cv2
 import numpy as np
+import pandas as pd
 from typer.testing import CliRunner
 
 from aidentify.cli import app
@@ -59,13 +60,17 @@ def test_a_photo_folder_gets_one_row_per_face_per_photo(tmp_path):
     cv2.imwrite(str(folder / "a.jpg"), astronaut)
     cv2.imwrite(str(folder / "b-empty.png"), np.full((240, 320, 3), 90, np.uint8))
     cv2.imwrite(str(folder / "c.png"), astronaut[:, ::-1])
-    chart = tmp_path / "chart.png"
-    result = runner.invoke(app, ["live", "--source", str(folder), "--no-window", "--chart", str(chart)])
+    chart, timeline = tmp_path / "chart.png", tmp_path / "timeline.csv"
+    result = runner.invoke(app, ["live", "--source", str(folder), "--no-window", "--chart", str(chart),
+                                 "--timeline", str(timeline)])
     assert result.exit_code == 0, result.output
     assert "a.jpg #1" in result.output and "c.png #1" in result.output
     assert "no face found in b-empty.png" in result.output
     assert "(3 photos, 1 without a face)" in result.output
     assert cv2.imread(str(chart)) is not None
+    rows = pd.read_csv(timeline)  # every row names its photo; the faceless one has an empty face
+    assert list(rows["file"]) == ["a.jpg", "b-empty.png", "c.png"]
+    assert rows["track_id"].isna().tolist() == [False, True, False]
 
 
 def test_photo_summary_keeps_photos_apart():

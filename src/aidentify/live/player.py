@@ -102,7 +102,8 @@ def run_live(config: LiveConfig, options: LiveOptions,
     finished = False
     started = time.perf_counter()
     try:
-        timeline = TimelineWriter(options.timeline, pipeline.classes) if options.timeline else None
+        timeline = (TimelineWriter(options.timeline, pipeline.classes, stills=source.stills)
+                    if options.timeline else None)
         with sigterm_as_interrupt():  # `kill` keeps the recording, like Ctrl-C
             while options.max_frames is None or run.frames < options.max_frames:
                 t0 = time.perf_counter()
@@ -117,7 +118,7 @@ def run_live(config: LiveConfig, options: LiveOptions,
                 t1 = time.perf_counter()
                 run.summary.add(time_s, result, photo=source.current_name)
                 if timeline:
-                    timeline.add(time_s, result)
+                    timeline.add(time_s, result, photo=source.current_name)
                 if out:
                     # a file's frames go at their media time; a camera or stream's, one each
                     out.write(annotated, source.fps or 30.0, source.current, None if source.live else time_s)

@@ -18,27 +18,32 @@ from aidentify.files import PendingFile
 from aidentify.inference.results import FrameResult
 
 
-def timeline_columns(classes: list[str]) -> list[str]:
-    return ["time_s", "frame", "track_id", "x", "y", "w", "h", *[f"p_{c}" for c in classes], "label", "confidence"]
+def timeline_columns(classes: list[str], stills: bool = False) -> list[str]:
+    """The CSV header; photos get a ``file`` column after ``frame`` (each row names its photo)."""
+    where = ["time_s", "frame", *(["file"] if stills else [])]
+    return [*where, "track_id", "x", "y", "w", "h", *[f"p_{c}" for c in classes], "label", "confidence"]
 
 
 class TimelineWriter:
     """Streams rows to a temporary CSV that becomes ``path`` on :meth:`commit`."""
 
-    def __init__(self, path: Path, classes: list[str]):
+    def __init__(self, path: Path, classes: list[str], stills: bool = False):
         self.classes = classes
+        self.stills = stills
         self._pending = PendingFile(path)
         self._handle: TextIO = open(self._pending.path, "w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._handle)
-        self._csv.writerow(timeline_columns(classes))
+        self._csv.writerow(timeline_columns(classes, stills))
         self.rows = 0
 
-    def add(self, time_s: float, result: FrameResult) -> None:
+    def add(self, time_s: float, result: FrameResult, photo: str = "") -> None:
+        """One row per face of the frame (or one empty row); ``photo`` names the file for stills."""
+        where = [f"{time_s:.3f}", result.index, *([photo] if self.stills else [])]
         if not result.faces:
-            self._csv.writerow([f"{time_s:.3f}", result.index] + [""] * (len(self.classes) + 7))
+            self._csv.writerow(where + [""] * (len(self.classes) + 7))
             self.rows += 1
         for face in result.faces:
-            self._csv.writerow([f"{time_s:.3f}", result.index, face.track_id, *face.box,
+            self._csv.writerow([*where, face.track_id, *face.box,
                                 *[f"{p:.4f}" for p in face.probs], face.label, f"{face.confidence:.4f}"])
             self.rows += 1
 
