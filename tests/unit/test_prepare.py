@@ -56,12 +56,18 @@ def test_detection_modes(workdir, astronaut_gray, mode, kept, dropped):
         assert row["reason"] == "no_face" and "sad" in row["path"]
 
 
-def test_interrupted_prepare_resumes_and_never_leaves_partial_files(workdir):
+def _cleaned_textures(workdir: Path, count: int, seed: int, name: str = "many", two_classes: bool = False) -> None:
+    """``count`` distinct texture images run through download and clean (the input prepare reads)."""
     src = workdir / "src"
-    for i in range(150):
-        write_image(src / "neutral" / f"n{i}.png", texture(1000 + i))
-    download(DownloadConfig(), "many", from_path=src)
+    for i in range(count):
+        label = ("happy" if i % 2 else "sad") if two_classes else "neutral"
+        write_image(src / label / f"n{i}.png", texture(seed + i))
+    download(DownloadConfig(), name, from_path=src)
     clean(CleanConfig(workers=1, splits=NO_CARVE))
+
+
+def test_interrupted_prepare_resumes_and_never_leaves_partial_files(workdir):
+    _cleaned_textures(workdir, 150, 1000)
     config = PrepareConfig(image_size=32, workers=1, faces={"detect": "never"})
 
     def stop_after_first_chunk(task, done, total):
@@ -84,11 +90,7 @@ def test_interrupted_prepare_resumes_and_never_leaves_partial_files(workdir):
 
 
 def test_changed_settings_do_not_resume_a_foreign_partial(workdir):
-    src = workdir / "src"
-    for i in range(80):
-        write_image(src / "neutral" / f"n{i}.png", texture(2000 + i))
-    download(DownloadConfig(), "many", from_path=src)
-    clean(CleanConfig(workers=1, splits=NO_CARVE))
+    _cleaned_textures(workdir, 80, 2000)
 
     def stop(task, done, total):
         if 0 < done < total:
@@ -103,11 +105,7 @@ def test_changed_settings_do_not_resume_a_foreign_partial(workdir):
 
 
 def test_process_pool_gives_the_same_result_as_one_process(workdir):
-    src = workdir / "src"
-    for i in range(140):
-        write_image(src / ("happy" if i % 2 else "sad") / f"i{i}.png", texture(3000 + i))
-    download(DownloadConfig(), "pool", from_path=src)
-    clean(CleanConfig(workers=1, splits=NO_CARVE))
+    _cleaned_textures(workdir, 140, 3000, name="pool", two_classes=True)
     prepare(PrepareConfig(image_size=32, workers=1, faces={"detect": "never"}, out_dir="data/one"))
     prepare(PrepareConfig(image_size=32, workers=2, faces={"detect": "never"}, out_dir="data/two"))
     one = pd.read_csv(workdir / "data/one/manifest.csv")
@@ -120,11 +118,7 @@ def test_process_pool_gives_the_same_result_as_one_process(workdir):
 def test_a_second_prepare_at_once_is_refused_and_leaves_the_first_ones_staging_alone(workdir):
     from aidentify.processes import FolderBusy
 
-    src = workdir / "src"
-    for i in range(150):
-        write_image(src / "neutral" / f"n{i}.png", texture(4000 + i))
-    download(DownloadConfig(), "many", from_path=src)
-    clean(CleanConfig(workers=1, splits=NO_CARVE))
+    _cleaned_textures(workdir, 150, 4000)
     config = PrepareConfig(image_size=32, workers=1, faces={"detect": "never"})
     refusals = []
 

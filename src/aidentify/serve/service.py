@@ -24,7 +24,7 @@ from aidentify.inference.modelfile import default_model_path, read_metadata, res
 from aidentify.inference.results import FrameResult
 from aidentify.live.pipeline import LivePipeline
 from aidentify.serve.errors import ApiError
-from aidentify.serve.workers import RemoteClassifier, RemoteDetector, WorkerPool, _predict
+from aidentify.serve.workers import RemoteClassifier, RemoteDetector, WorkerPool, predict_photo
 
 DEFAULT_NAME = "default"
 
@@ -132,7 +132,7 @@ class Service:
         """The answer of ``POST /api/predict`` for an uploaded file (decoded and labelled in a worker)."""
         model = self.model(model_name)
         start = time.perf_counter()
-        result, shape, decode_ms = await self.pool.run(_predict, data, model.name)
+        result, shape, decode_ms = await self.pool.run(predict_photo, data, model.name)
         answer = frame_answer(result, model, shape)
         answer["timings_ms"] = {"decode": round(decode_ms, 2), **answer["timings_ms"],
                                 "total": round((time.perf_counter() - start) * 1000, 2)}

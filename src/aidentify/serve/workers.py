@@ -96,7 +96,8 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _predict(data: bytes, model: str):
+def predict_photo(data: bytes, model: str):
+    """In a worker: decode one uploaded photo and label its faces with ``model`` (see the engine's predict)."""
     return _engine.predict(data, model)
 
 
