@@ -85,12 +85,14 @@ default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferp
 		--set init_weights=$$(ls -td runs/cnn/default-cycle6*/ | head -n 1)
 	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default-cycle7*/ | head -n 1)
 
-bench: $(STAMP)  ## data, training, detection, live and serve; default model vs the fer package (README tables)
+bench: $(STAMP)  ## data, training, detection, live, tracking and serve; default model vs the fer package (README tables)
 	$(BIN)/pip install --quiet --no-deps fer==25.10.3 "setuptools<81"
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/data_stages.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/detect.py
 	$(BIN)/python benchmarks/live.py
+	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/default_model.py
 	$(BIN)/python benchmarks/serve.py
 

@@ -30,8 +30,6 @@ an annotated face), false faces per frame and frames/s.
 from __future__ import annotations
 
 import argparse
-import csv
-import math
 import os
 import platform
 import sys
@@ -44,120 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-# The six-dancer photo of the dev set and the camera window over it (photo pixels): every face stays
-# in view while the window pans and zooms between 820 and 960 px wide (faces 45-64 px tall at 640x480).
-SIX_FACE_PHOTO = "4_Dancing_Dancing_4_240.jpg"
-WINDOW_WIDTHS = (820, 960)
-# Harder scenes, one after another (cuts between them): group photos with turned, tilted and partly hidden
-# faces, 4-8 annotated faces of 40-93 px each; Haar finds 0 to 5 of them in the photo.
-GROUP_PHOTOS = ("4_Dancing_Dancing_4_84.jpg", "20_Family_Group_Family_Group_20_411.jpg",
-                "0_Parade_marchingband_1_147.jpg", "13_Interview_Interview_Sequences_13_89.jpg",
-                "19_Couple_Couple_19_743.jpg", "4_Dancing_Dancing_4_156.jpg")
-def read_frames(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
-
-
-def decode_ms(path: Path) -> float:
-    """Milliseconds to decode one frame of the video (the capture stage of a file)."""
-    start = time.perf_counter()
-    n = len(read_frames(path))
-    return (time.perf_counter() - start) * 1000 / n
-
-
-def read_boxes(faceset: Path, photo: str) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's annotated faces as ``(N, 4)`` boxes and ``(N,)`` ignore flags."""
-    with open(faceset / "boxes.csv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["image"] == photo]
-    return (np.array([[float(r[k]) for k in "xywh"] for r in rows]).reshape(-1, 4),
-            np.array([r["ignore"] == "1" for r in rows], dtype=bool))
-
-
-def pan_and_zoom(photo: np.ndarray, boxes: np.ndarray, ignore: np.ndarray, widths: tuple[float, float],
-                 frames: int, fps: float, min_face: float = 40):
-    """Yield (640x480 frame, counted boxes, neutral boxes): a camera window panning and zooming over ``photo``.
-
-    The window is centred on the counted faces and 4:3; a face counts in a frame only when
-    it is wholly inside it and at least ``min_face`` px (live's ``video_min_face``); ignored,
-    smaller and half-visible faces are neutral: neither hit nor false.
-    """
-    height, width = photo.shape[:2]
-    counted = boxes[~ignore]
-    centre_x = (counted[:, 0].min() + (counted[:, 0] + counted[:, 2]).max()) / 2
-    centre_y = (counted[:, 1].min() + (counted[:, 1] + counted[:, 3]).max()) / 2
-    for index in range(frames):
-        t = index / fps
-        window_w = min(widths[0] + (widths[1] - widths[0]) * (0.5 + 0.5 * math.sin(0.7 * t)), width,
-                       height * 4 / 3)
-        window_h = window_w * 0.75
-        x0 = float(np.clip(centre_x - window_w / 2 + 0.03 * window_w * math.sin(0.5 * t), 0, width - window_w))
-        y0 = float(np.clip(centre_y - window_h / 2 + 0.03 * window_h * math.sin(0.9 * t), 0, height - window_h))
-        scale = 640 / window_w
-        affine = np.float32([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
-        frame = cv2.warpAffine(photo, affine, (640, 480), flags=cv2.INTER_AREA)
-        moved = np.column_stack([(boxes[:, 0] - x0) * scale, (boxes[:, 1] - y0) * scale, boxes[:, 2:] * scale])
-        inside = ((moved[:, 0] >= 0) & (moved[:, 1] >= 0) & (moved[:, 0] + moved[:, 2] <= 640)
-                  & (moved[:, 1] + moved[:, 3] <= 480))
-        counts = inside & ~ignore & (moved[:, 2:].max(axis=1) >= min_face)
-        yield frame, moved[counts], moved[~counts]
-
-
-def faceset_video(faceset: Path, path: Path, photos: list[tuple[str, tuple[float, float] | None]], seconds: float,
-                  fps: float = 30.0) -> tuple[Path, list[tuple[np.ndarray, np.ndarray]]]:
-    """Write a 640x480 video of pan-and-zoom scenes over dev photos; return it and each frame's truth.
-
-    ``photos`` pairs a photo with its window widths (photo pixels; None: 1.0-1.2x the span of its faces).
-    Each scene lasts ``seconds / len(photos)``.
-    """
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
-    truth = []
-    for name, widths in photos:
-        photo = cv2.imread(str(faceset / "images" / name), cv2.IMREAD_COLOR)
-        if photo is None:
-            raise SystemExit(f"error: {faceset / 'images' / name} not found; pass --faceset DIR")
-        boxes, ignore = read_boxes(faceset, name)
-        if widths is None:
-            counted = boxes[~ignore]
-            span = max((counted[:, 0] + counted[:, 2]).max() - counted[:, 0].min(),
-                       ((counted[:, 1] + counted[:, 3]).max() - counted[:, 1].min()) * 4 / 3)
-            widths = (max(span * 1.1, 320), max(span * 1.3, 400))
-        for frame, counted, neutral in pan_and_zoom(photo, boxes, ignore, widths,
-                                                    int(round(seconds / len(photos) * fps)), fps):
-            writer.write(frame)
-            truth.append((counted, neutral))
-    writer.release()
-    return path, truth
-
-
-def count_faces(found: np.ndarray, truth: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:
-    """(true faces found, false faces) in one frame: greedy one-to-one matching at IoU >= 0.5.
-
-    A detection on a neutral face (ignored, or partly outside the frame) counts neither way.
-    """
-    from aidentify.faces.boxes import iou_matrix
-
-    counted, neutral = truth
-    if len(found) == 0:
-        return 0, 0
-    overlaps = iou_matrix(found, counted)
-    hits, unmatched = 0, set(range(len(found)))
-    for _ in range(min(len(found), len(counted))):
-        i, j = np.unravel_index(np.argmax(overlaps), overlaps.shape)
-        if overlaps[i, j] < 0.5:
-            break
-        hits += 1
-        unmatched.discard(int(i))
-        overlaps[i, :] = -1
-        overlaps[:, j] = -1
-    on_neutral = iou_matrix(found, neutral).max(axis=1) >= 0.5 if len(neutral) else np.zeros(len(found), bool)
-    return hits, sum(1 for i in unmatched if not on_neutral[i])
+from scenes import (GROUP_PHOTOS, SIX_FACE_PHOTO, WINDOW_WIDTHS, count_faces, decode_ms,  # noqa: E402
+                    faceset_video, read_frames)
 
 
 def run_aidentify(frames: list[np.ndarray], model: Path | None, truth: list | None = None,
@@ -259,7 +145,7 @@ def recall_table(args) -> None:
             video, truth = faceset_video(args.faceset, Path(scratch) / "scenes.mp4", photos, args.seconds)
             capture_ms = decode_ms(video)
             frames = read_frames(video)
-        present = np.mean([len(counted) for counted, _ in truth])
+        present = np.mean([len(t.counted) for t in truth])
         print(f"\n{title}: {len(frames)} frames of 640x480, {present:.2f} real faces per frame "
               f"({', '.join(name for name, _ in photos)})")
         print("| pipeline | faces found/frame | false faces/frame | frames/s | detect ms | classify ms |")
