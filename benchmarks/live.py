@@ -1,7 +1,7 @@
 """Live frame rate, end to end and per stage, against the `fer` package on the same frames.
 
-Decodes a 640x480 video of up to six real faces (the demo video, built from
-scikit-image's photos) and runs every frame through:
+Decodes a 640x480 video of up to six people (the demo scene, built from photos
+our dependencies ship; docs/live.md) and runs every frame through:
 
 - AIdentify's pipeline (decode, detect every N frames and follow between,
   crop, one batched LiteRT call, smooth, draw) with the shipped model, at the

@@ -86,7 +86,10 @@ def test_demo_runs_with_no_camera_and_no_download(tmp_path, monkeypatch):
                     "--timeline", "demo.csv")
     assert result.exit_code == 0, result.output
     assert count_frames(tmp_path / "demo.mp4") == 20
-    assert len({r["track_id"] for r in read_timeline(tmp_path / "demo.csv")}) == 4
+    rows = read_timeline(tmp_path / "demo.csv")
+    assert len({r["track_id"] for r in rows}) == 4  # four people, each followed as one track
+    per_frame = [sum(r["frame"] == str(i) for r in rows) for i in range(20)]
+    assert per_frame == [4] * 20, per_frame  # and all four labelled in every frame
 
 
 @pytest.mark.parametrize("args, message", [

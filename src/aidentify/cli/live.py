@@ -23,7 +23,7 @@ def live(
                                                show_default=False)] = None,
     source: Annotated[str | None, typer.Option("--source", help="A video file, an image, a folder of images or a stream URL.",
                                                show_default=False)] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo video (real photos from scikit-image).")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo video (a scene made of photos our dependencies ship).")] = False,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="A .keras or .tflite file or a run folder [default: the shipped model].",
                                                show_default=False)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the annotated result here: a video (.mp4/.avi) for a video, camera or stream; "
@@ -134,7 +134,8 @@ def _demo_source(folder: Path) -> str:
     """Compose the demo video into ``folder`` and return its path."""
     from aidentify.live.demo import write_demo_video
 
-    console.print("[dim]demo: 4 faces from scikit-image's photos, 6 s at 30 frames/s[/]")
+    console.print("[dim]demo: 4 people in front of the Summer Palace, from photos our dependencies ship "
+                  "(docs/live.md), 6 s at 30 frames/s[/]")
     return str(write_demo_video(folder / "demo.mp4", faces=4, seconds=6.0))
 
 
