@@ -28,7 +28,7 @@ from typing import Any
 
 from aidentify import __version__
 from aidentify.config import TRAIN_CONFIGS, TrainCommon, load_config
-from aidentify.errors import DataError
+from aidentify.errors import AidentifyError, DataError
 from aidentify.files import atomic_write_text
 from aidentify.processes import folder_lock
 
@@ -153,6 +153,31 @@ def finish_run(run_dir: Path, run_info: dict, state: dict, status: str) -> None:
                     epochs_done=state["epoch"], best=state["best"])
     write_run_info(run_dir, run_info)
     plot_curves(run_dir)
+
+
+@contextlib.contextmanager
+def failure_recorded(run_dir: Path, run_info: dict, state: dict) -> Iterator[None]:
+    """Whatever ends the body early marks the run in ``run.json``: no stopped run still reads ``running``.
+
+    An error makes it ``failed`` with the error's one line; Ctrl-C outside the
+    epoch loop (which records its own stop), ``interrupted``. Recording is best
+    effort: the original error is what the user sees even when the disk is full.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if run_info.get("status") == "running":
+            with contextlib.suppress(Exception):
+                stopped = isinstance(exc, KeyboardInterrupt)
+                run_info["error"] = _one_line(exc)
+                finish_run(run_dir, run_info, state, "interrupted" if stopped else "failed")
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as ``run.json`` keeps it: our own errors as their message, others with their type."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, AidentifyError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
 def plot_curves(run_dir: Path) -> Path | None:
