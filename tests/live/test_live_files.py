@@ -181,13 +181,14 @@ def test_a_folder_without_write_permission_is_one_error_before_any_work(astronau
     finally:
         (tmp_path / "locked").chmod(0o755)
     assert result.exit_code == 1, result.output
-    assert _error_lines(result) == ["error: cannot write --output locked/out.png: no permission to write in "
+    assert _error_lines(result) == ["error: cannot write --output locked/out.png: permission denied on "
                                     "locked; check its permissions or choose another folder"], result.output
     assert not list((tmp_path / "locked").iterdir())
 
 
-@pytest.mark.parametrize("code, cause", [(errno.EACCES, "no permission to write in out; check its permissions"),
-                                         (errno.EROFS, "no permission to write in out;"),
+@pytest.mark.parametrize("code, cause", [(errno.EACCES, "permission denied on out; check its permissions or "
+                                                         "choose another folder"),
+                                         (errno.EROFS, "out is on a read-only file system; choose another folder"),
                                          (errno.ENOSPC, "the disk holding out is full; free some space")])
 def test_a_refused_or_full_folder_is_named_with_what_to_do(code, cause, astronaut, tmp_path, monkeypatch):
     from aidentify.live import outputs

@@ -19,7 +19,6 @@ so a stopped or failed run keeps every image it finished.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import tempfile
 from pathlib import Path
@@ -28,7 +27,7 @@ import cv2
 import numpy as np
 
 from aidentify.errors import DataError
-from aidentify.files import PendingFile, atomic_write_bytes
+from aidentify.files import PendingFile, atomic_write_bytes, os_error_cause
 from aidentify.live.capture import IMAGE_SUFFIXES
 
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -102,7 +101,7 @@ def unwritable_cause(folder: Path) -> str | None:
     try:
         probe_write(existing)
     except OSError as exc:
-        return os_cause(exc, existing)
+        return os_error_cause(exc, existing)
     return None
 
 
@@ -112,17 +111,6 @@ def probe_write(folder: Path) -> None:
         probe.write(b"\0" * PROBE_BYTES)
         probe.flush()
         os.fsync(probe.fileno())
-
-
-def os_cause(exc: OSError, where: Path) -> str:
-    """What a failed write means for the user, and what to do."""
-    if exc.errno == errno.ENOSPC:
-        return f"the disk holding {where} is full; free some space or choose another folder"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"no permission to write in {where}; check its permissions or choose another folder"
-    if exc.errno == errno.ENOTDIR:
-        return f"a part of {where} is a file, not a folder; choose another path"
-    return f"{exc.strerror or exc} ({where})"
 
 
 def _size(frame: np.ndarray) -> str:
@@ -142,7 +130,7 @@ def _write_image(path: Path, frame: np.ndarray) -> None:
     try:
         atomic_write_bytes(path, encoded.tobytes())
     except OSError as exc:
-        raise DataError(f"cannot write {path}: {os_cause(exc, path.parent)}") from None
+        raise DataError(f"cannot write {path}: {os_error_cause(exc, path.parent)}") from None
 
 
 def _encode(suffix: str, frame: np.ndarray) -> np.ndarray | None:

@@ -29,21 +29,24 @@ from typing import Any
 from aidentify import __version__
 from aidentify.config import TRAIN_CONFIGS, TrainCommon, load_config
 from aidentify.errors import AidentifyError, DataError
-from aidentify.files import atomic_write_text
+from aidentify.files import atomic_write_text, os_error_cause, read_utf8
 from aidentify.processes import folder_lock
 
 
 def next_run_dir(parent: Path, name: str) -> Path:
     """``parent/name``, then ``name2``, ``name3``...: never reuse a run folder."""
-    parent.mkdir(parents=True, exist_ok=True)
     n = 1
-    while True:
-        candidate = parent / (name if n == 1 else f"{name}{n}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            n += 1
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            candidate = parent / (name if n == 1 else f"{name}{n}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                n += 1
+    except OSError as exc:
+        raise DataError(f"cannot make a run folder in {parent}: {os_error_cause(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -86,9 +89,9 @@ def load_resume(run_dir: Path) -> tuple[TrainCommon, dict[str, Any]]:
         raise DataError(f"nothing to resume in {run_dir}: no weights/last.keras yet; start a new run")
     import yaml
 
-    model_name = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("model", "cnn")
+    model_name = (yaml.safe_load(read_utf8(run_dir / "config.yaml")) or {}).get("model", "cnn")
     config, _ = load_config(TRAIN_CONFIGS[model_name], run_dir / "config.yaml")
-    return config, json.loads(state_file.read_text())
+    return config, json.loads(read_utf8(state_file))
 
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:
