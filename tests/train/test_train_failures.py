@@ -60,19 +60,23 @@ def _interrupted_run(config):
     return stopped.value.run_dir
 
 
-@pytest.mark.parametrize("damage", ["truncated", "text"])
-def test_an_unreadable_training_image_is_one_line_naming_it(tiny_data, tmp_path, damage):
+@pytest.mark.parametrize("damage, why", [("truncated", "it is truncated or not an image"),
+                                         ("text", "it is truncated or not an image"),
+                                         ("missing", "it is missing")])
+def test_an_unreadable_training_image_is_one_line_naming_it(tiny_data, tmp_path, damage, why):
     data = _copy_of(tiny_data, tmp_path)
     broken = _first_train_image(data)
     if damage == "truncated":
         broken.write_bytes(broken.read_bytes()[:40])
-    else:
+    elif damage == "text":
         broken.write_text("this is not an image\n")
+    else:
+        broken.unlink()
     config = cnn_config(data, tmp_path)
     code, _, err = _finish(_cli("train", "--config", _config_file(config, tmp_path)))
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1, err[-3000:]
-    assert lines[0].startswith("error: cannot read training image ") and str(broken) in lines[0], lines[0]
+    assert lines[0].startswith(f"error: cannot read training image {broken}: {why}; "), lines[0]
     assert "aidentify prepare" in lines[0]
     assert not (tmp_path / "runs" / "cnn" / "exp").exists()  # refused before its first epoch: nothing left
 

@@ -7,6 +7,7 @@ layers), so the same saved model takes raw face crops at inference time.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,15 @@ def check_images_readable(paths: list[str], manifest: Path) -> None:
     bad = unreadable_images(paths)
     if not bad:
         return
-    why = "it is missing" if not Path(bad[0]).exists() else "it is truncated or not an image"
+    why = _why_unreadable(Path(bad[0]))
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
     raise DataError(f"cannot read training image {bad[0]}{more}: {why}; rebuild the data with "
                     f"`aidentify prepare` and `aidentify augment`, or remove its row from {manifest}")
+
+
+def _why_unreadable(path: Path) -> str:
+    if not path.exists():
+        return "it is missing"
+    if not os.access(path, os.R_OK):
+        return "permission denied; check its permissions"
+    return "it is truncated or not an image"

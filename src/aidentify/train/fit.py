@@ -257,7 +257,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
                 save_state(run_dir, state)
                 finish_run(run_dir, run_info, state, "interrupted")
                 raise TrainingInterrupted(run_dir) from None
-            except tf.errors.OpError:  # an image the pipeline cannot decode: name it rather than TF's graph dump
+            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
+                    tf.errors.DataLossError):  # an image the pipeline cannot read: name it, not TF's graph dump
                 check_images_readable(data.train.paths + data.val.paths, Path(config.data_dir) / "manifest.csv")
                 raise
             if state["epoch"] < end_epoch:  # early stopping ended this phase
