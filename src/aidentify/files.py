@@ -9,12 +9,15 @@ old one and swapped in only when complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from aidentify.errors import AidentifyError, DataError
 
 
 JUNK_NAMES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"}
@@ -138,3 +141,43 @@ class PendingFile:
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def os_error_cause(exc: OSError, where: Path | str | None = None) -> str:
+    """What a failed read or write means for the user, and what to do (``where``: the file or folder)."""
+    where = where if where is not None else exc.filename
+    if exc.errno == errno.ENOSPC:
+        return f"the disk{f' holding {where}' if where else ''} is full; free some space or choose another folder"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"permission denied{f' on {where}' if where else ''}; check its permissions "
+                "or choose another folder")
+    if exc.errno == errno.EROFS:
+        return f"{where or 'the folder'} is on a read-only file system; choose another folder"
+    if exc.errno == errno.ENOTDIR:
+        return f"a part of {where or 'the path'} is a file, not a folder; choose another path"
+    return f"{exc.strerror or exc}{f' ({where})' if where else ''}"
+
+
+def not_utf8_message(path: Path | str | None, exc: UnicodeDecodeError) -> str:
+    """``FILE is not UTF-8 text ...; save it as UTF-8``, naming UTF-16 (Excel's "Unicode Text") when it is that."""
+    name = str(path) if path else "a text file this command read"
+    if isinstance(exc.object, bytes) and exc.object.startswith(UTF16_BOMS):
+        kind = "is UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8"
+    else:
+        kind = f"is not UTF-8 text (it holds byte 0x{exc.object[exc.start]:02X}, which UTF-8 never has there)"
+    return f"{name} {kind}; save it as UTF-8 (in Excel: \"CSV UTF-8\") and try again"
+
+
+def read_utf8(path: Path, error: type[AidentifyError] = DataError) -> str:
+    """The text of ``path``; a file that is not UTF-8 or cannot be read raises ``error`` naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(not_utf8_message(path, exc)) from None
+    except PermissionError:
+        raise error(f"cannot read {path}: permission denied; check the file's permissions") from None
+    except OSError as exc:
+        raise error(f"cannot read {path}: {os_error_cause(exc, path)}") from None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aidentify.errors import DataError
+from aidentify.files import os_error_cause
 
 WATCH_INTERVAL_S = 0.2
 
@@ -54,9 +55,8 @@ def folder_lock(lock_path: Path, busy: str) -> Iterator[None]:
     processes can ever hold locks on two different files of that name.
     """
     lock_path = Path(lock_path)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _open_lock_file(lock_path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -82,6 +82,15 @@ def folder_lock(lock_path: Path, busy: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(lock_path)
         os.close(fd)  # releases the flock
+
+
+def _open_lock_file(lock_path: Path) -> int:
+    """Open (create) the lock file; a folder this process cannot write in is one clear error."""
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise DataError(f"cannot write in {lock_path.parent}: {os_error_cause(exc, lock_path.parent)}") from None
 
 
 def lock_output_folder(folder: Path) -> contextlib.AbstractContextManager[None]:

@@ -1,6 +1,9 @@
 """`aidentify live` on images and folders as users have them: mac-zipped folders, broken files,
 and outputs that fit the input (an image gives an image, a folder gives a folder)."""
 
+import errno
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -140,3 +143,115 @@ def test_an_output_that_does_not_fit_the_input_is_one_error_before_any_work(sour
     assert len(errors) == 1 and message in result.output.replace("\n", " "), result.output
     assert "frames in" not in result.output
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def _error_lines(result):
+    return [line for line in result.output.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("source, output", [("video", "blocker/out.mp4"), ("image", "blocker/sub/out.png"),
+                                            ("folder", "blocker/annotated")])
+def test_an_output_under_a_file_is_one_error_before_any_work(source, output, astronaut, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocker").write_text("a file where a folder would go")
+    (tmp_path / "folder").mkdir()
+    cv2.imwrite(str(tmp_path / "folder" / "a.png"), astronaut)
+    cv2.imwrite(str(tmp_path / "photo.png"), astronaut)
+    _write_video(tmp_path / "clip.avi", np.zeros((48, 64, 3), np.uint8))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    given = {"folder": "folder", "image": "photo.png", "video": "clip.avi"}[source]
+    result = invoke("live", "--source", given, "--no-window", "--output", output)
+    assert result.exit_code == 1, result.output
+    assert _error_lines(result) == [f"error: cannot write --output {output}: blocker is a file, not a folder; "
+                                    "choose another path"], result.output
+    assert "frames in" not in result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_a_folder_without_write_permission_is_one_error_before_any_work(astronaut, tmp_path, monkeypatch):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: permission bits do not stop root from writing (the probe is tested "
+                    "with a faked refusal below)")
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite(str(tmp_path / "photo.png"), astronaut)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0o555)
+    try:
+        result = invoke("live", "--source", "photo.png", "--no-window", "--output", "locked/out.png")
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert result.exit_code == 1, result.output
+    assert _error_lines(result) == ["error: cannot write --output locked/out.png: permission denied on "
+                                    "locked; check its permissions or choose another folder"], result.output
+    assert not list((tmp_path / "locked").iterdir())
+
+
+@pytest.mark.parametrize("code, cause", [(errno.EACCES, "permission denied on out; check its permissions or "
+                                                         "choose another folder"),
+                                         (errno.EROFS, "out is on a read-only file system; choose another folder"),
+                                         (errno.ENOSPC, "the disk holding out is full; free some space")])
+def test_a_refused_or_full_folder_is_named_with_what_to_do(code, cause, astronaut, tmp_path, monkeypatch):
+    from aidentify.live import outputs
+
+    def refuse(folder):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    cv2.imwrite(str(tmp_path / "photo.png"), astronaut)
+    monkeypatch.setattr(outputs, "probe_write", refuse)
+    result = invoke("live", "--source", "photo.png", "--no-window", "--output", "out/annotated.png")
+    assert result.exit_code == 1 and len(_error_lines(result)) == 1, result.output
+    assert f"error: cannot write --output out/annotated.png: {cause}" in result.output.replace("\n", " ")
+    assert "frames in" not in result.output
+
+
+def _write_video(path, frame, count=3):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (frame.shape[1], frame.shape[0]))
+    assert writer.isOpened()
+    for _ in range(count):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_frames_too_small_for_the_codec_say_so_and_another_container_works(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write_video(tmp_path / "dot.avi", np.full((1, 1, 3), 128, np.uint8))
+    result = invoke("live", "--source", "dot.avi", "--no-window", "--output", "out.mp4")
+    assert result.exit_code == 1, result.output
+    assert _error_lines(result) == ["error: cannot write video out.mp4: frames of 1x1 are too small for OpenCV's "
+                                    "mp4v encoder (.mp4); try .avi, or a larger input"], result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dot.avi"]  # no partial video left
+    assert invoke("live", "--source", "dot.avi", "--no-window", "--output", "out.avi").exit_code == 0
+    assert (tmp_path / "out.avi").stat().st_size > 0
+
+
+def test_a_one_pixel_image_gives_a_one_pixel_annotated_image(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite(str(tmp_path / "dot.png"), np.full((1, 1, 3), 128, np.uint8))
+    result = invoke("live", "--source", "dot.png", "--no-window", "--output", "out.png")
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (1, 1, 3)
+
+
+def test_no_encoder_is_said_only_when_the_codec_is_missing(tmp_path, monkeypatch):
+    from aidentify.live import outputs
+
+    monkeypatch.chdir(tmp_path)
+    _write_video(tmp_path / "clip.avi", np.zeros((48, 64, 3), np.uint8))
+    monkeypatch.setitem(outputs.FOURCC_BY_SUFFIX, ".mp4", "avc1")  # OpenCV's pip wheels have no H.264 writer
+    result = invoke("live", "--source", "clip.avi", "--no-window", "--output", "out.mp4")
+    assert result.exit_code == 1, result.output
+    assert _error_lines(result) == ["error: cannot write video out.mp4: OpenCV has no avc1 encoder for .mp4 here; "
+                                    "try .avi"], result.output
+
+
+def test_an_image_the_encoder_refuses_is_told_apart_from_a_missing_encoder(tmp_path):
+    from aidentify.errors import DataError
+    from aidentify.live.outputs import ImageOutput
+
+    huge = np.zeros((8, 20_000, 3), np.uint8)  # WebP stops at 16383 pixels a side
+    with pytest.raises(DataError, match=r"OpenCV's \.webp encoder does not take a 20000x8 image"):
+        ImageOutput(tmp_path / "wide.webp").write(huge, 30.0)
+    assert not list(tmp_path.iterdir())

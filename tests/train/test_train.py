@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,8 +32,17 @@ def test_cnn_one_epoch_writes_a_complete_run(tiny_data, tmp_path):
     assert metadata["classes"] == ["happiness", "sadness", "anger"]
     assert metadata["input_size"] == 32 and metadata["faces"]["detect"] == "never"
     assert len(pd.read_csv(run / "results.csv")) == 1
+    assert list(pd.read_csv(run / "results.csv").columns) == documented_results_columns()
     # a second run never overwrites the first
     assert train(cnn_config(tiny_data, tmp_path)).run_dir.name == "exp2"
+
+
+def documented_results_columns():
+    """The ``results.csv`` columns docs/training.md lists for a run folder."""
+    doc = (Path(__file__).parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
+    listed = re.search(r"^  results\.csv +one row per epoch \(([^;)]*)", doc, re.M)
+    assert listed, "docs/training.md no longer describes results.csv"
+    return [column.strip() for column in listed.group(1).split(",")]
 
 
 def test_saved_model_takes_raw_uint8_crops_and_is_deterministic_at_inference(tiny_data, tmp_path):

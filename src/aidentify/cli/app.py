@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import traceback
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aidentify import __version__
 from aidentify.errors import AidentifyError
+from aidentify.files import not_utf8_message, os_error_cause
 
 app = typer.Typer(
     name="aidentify",
@@ -80,9 +82,24 @@ def run_guarded(verbose: bool, work: Callable[[], T]) -> T:
     except Exception as exc:  # a bug or an environment problem: still one line
         if verbose:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} "
-                          "(run again with --verbose for the traceback)", highlight=False, soft_wrap=True)
+        explained = environment_problem(exc)
+        message = explained or (f"unexpected {type(exc).__name__}: {exc} "
+                                "(run again with --verbose for the traceback)")
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def environment_problem(exc: Exception) -> str | None:
+    """The one line for an error a user can fix that no library code turned into ours, else None.
+
+    A last net: a file read as text that is not UTF-8, a folder without write
+    permission, a full disk. Where library code knows the file it names it itself.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return not_utf8_message(None, exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
+        return os_error_cause(exc)
+    return None
 
 
 @contextlib.contextmanager

@@ -59,6 +59,7 @@ from aidentify.config.train import (
     TrainCommon,
 )
 from aidentify.errors import ConfigError
+from aidentify.files import read_utf8
 
 STAGE_CONFIGS: dict[str, type[StrictModel]] = {
     "download": DownloadConfig,
@@ -125,7 +126,7 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_utf8(path, ConfigError))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -17,6 +17,7 @@ from typing import TextIO
 import pandas as pd
 
 from aidentify.errors import DataError
+from aidentify.files import not_utf8_message, os_error_cause
 
 ENCODING = "utf-8-sig"  # reads plain UTF-8 too; drops a leading BOM
 
@@ -58,9 +59,9 @@ def read_csv_rows(path: Path) -> list[list[str]]:
                     )
                 rows.append(row)
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path} is not UTF-8 text (byte {exc.start}); save it as \"CSV UTF-8\" and try again"
-        ) from None
+        raise DataError(not_utf8_message(path, exc)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {os_error_cause(exc, path)}") from None
     except csv.Error as exc:
         raise DataError(f"{path}: not a readable CSV ({exc})") from None
     return rows

@@ -19,7 +19,7 @@ import pandas as pd
 
 from aidentify.classes import CLASSES, VOTE_COLUMNS
 from aidentify.errors import DataError, StageInputMissing
-from aidentify.files import atomic_write_text
+from aidentify.files import atomic_write_text, not_utf8_message, os_error_cause
 
 MANIFEST_NAME = "manifest.csv"
 DROPPED_NAME = "dropped.csv"
@@ -66,9 +66,14 @@ def read_manifest(folder: Path, produced_by: str) -> pd.DataFrame:
             f"no manifest at {path}; run `aidentify {produced_by}` first "
             f"(or point this stage at the right folder with --config/--set)"
         )
-    frame = pd.read_csv(path, dtype={"id": str, "split": str, "label": str, "path": str,
-                                      "source": str, "parent_id": str}, keep_default_na=False,
-                        encoding="utf-8-sig")
+    try:
+        frame = pd.read_csv(path, dtype={"id": str, "split": str, "label": str, "path": str,
+                                          "source": str, "parent_id": str}, keep_default_na=False,
+                            encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(not_utf8_message(path, exc)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {os_error_cause(exc, path)}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path} is not an AIdentify manifest (missing columns: {', '.join(missing)})")

@@ -4,7 +4,9 @@ A video source (file, camera, stream) writes an annotated video (.mp4 or .avi);
 one image writes one annotated image in the format its suffix names; a folder
 of images writes a folder of annotated images under the same names and
 formats. The choice is checked before any work, so a mismatch is one error
-line. OpenCV's video writer is constant-rate: a video file source is written at its
+line, and so is a folder that cannot be written (a path through a file, no
+permission, a full disk). A writer that fails later says its real cause: a
+frame too small for the codec, a full disk, or no encoder. OpenCV's video writer is constant-rate: a video file source is written at its
 own (average) frame rate, each frame at its media time, so a frame the source
 holds longer is repeated until the next is due. No frame is dropped: in a burst
 faster than that rate the video runs a few frames late and catches up at the
@@ -16,17 +18,22 @@ so a stopped or failed run keeps every image it finished.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from aidentify.errors import DataError
-from aidentify.files import PendingFile, atomic_write_bytes
+from aidentify.files import PendingFile, atomic_write_bytes, os_error_cause
 from aidentify.live.capture import IMAGE_SUFFIXES
 
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG"}
 IMAGE_NAMES = ".jpg, .png, .webp or .bmp"
+PROBE_SIZE = (64, 48)  # a frame size every encoder takes: what a failing size is compared with
+PROBE_BYTES = 4096  # enough to meet a full disk when the probe file is flushed
 
 
 def plan_output(output: Path, kind: str, source: str | None = None) -> VideoOutput | ImageOutput | FolderOutput:
@@ -35,6 +42,12 @@ def plan_output(output: Path, kind: str, source: str | None = None) -> VideoOutp
     Nothing is written yet; a mismatch raises a :class:`DataError` that says what to give.
     """
     output = Path(output)
+    writer = _writer_for(output, kind, source)
+    check_writable(output if isinstance(writer, FolderOutput) else output.parent, output)
+    return writer
+
+
+def _writer_for(output: Path, kind: str, source: str | None) -> VideoOutput | ImageOutput | FolderOutput:
     suffix = output.suffix.lower()
     if kind in ("camera", "stream", "video"):
         if suffix not in FOURCC_BY_SUFFIX:
@@ -65,19 +78,67 @@ def plan_output(output: Path, kind: str, source: str | None = None) -> VideoOutp
     return FolderOutput(output)
 
 
+def check_writable(folder: Path, output: Path) -> None:
+    """Refuse ``--output`` before any work when ``folder`` cannot take files."""
+    cause = unwritable_cause(folder)
+    if cause:
+        raise DataError(f"cannot write --output {output}: {cause}")
+
+
+def unwritable_cause(folder: Path) -> str | None:
+    """Why files cannot be written under ``folder``, or None when they can.
+
+    Folders still to be made go under the nearest existing one, which must be a
+    folder this process can write in, on a disk with room: a small file is
+    written there and removed (permission bits alone do not tell, e.g. for root
+    or on a read-only mount).
+    """
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder; choose another path"
+    try:
+        probe_write(existing)
+    except OSError as exc:
+        return os_error_cause(exc, existing)
+    return None
+
+
+def probe_write(folder: Path) -> None:
+    """Write a few KiB to a temporary file in ``folder`` and sync it (the file is removed)."""
+    with tempfile.TemporaryFile(dir=folder, prefix=".aidentify-probe-") as probe:
+        probe.write(b"\0" * PROBE_BYTES)
+        probe.flush()
+        os.fsync(probe.fileno())
+
+
+def _size(frame: np.ndarray) -> str:
+    return f"{frame.shape[1]}x{frame.shape[0]}"
+
+
 def _write_image(path: Path, frame: np.ndarray) -> None:
     """Encode by the suffix of ``path`` and write it atomically, saying the real cause of a failure."""
-    try:
-        ok, encoded = cv2.imencode(path.suffix.lower(), frame)
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise DataError(f"cannot write {path}: OpenCV cannot encode {path.suffix} images here; "
-                        f"use {IMAGE_NAMES}")
+    suffix = path.suffix.lower()
+    encoded = _encode(suffix, frame)
+    if encoded is None:
+        probe = np.zeros((PROBE_SIZE[1], PROBE_SIZE[0], 3), np.uint8)
+        if _encode(suffix, probe) is not None:
+            raise DataError(f"cannot write {path}: OpenCV's {suffix} encoder does not take a "
+                            f"{_size(frame)} image; use another format ({IMAGE_NAMES})")
+        raise DataError(f"cannot write {path}: OpenCV has no {suffix} encoder here; use {IMAGE_NAMES}")
     try:
         atomic_write_bytes(path, encoded.tobytes())
     except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot write {path}: {os_error_cause(exc, path.parent)}") from None
+
+
+def _encode(suffix: str, frame: np.ndarray) -> np.ndarray | None:
+    try:
+        ok, encoded = cv2.imencode(suffix, frame)
+    except cv2.error:
+        return None
+    return encoded if ok else None
 
 
 class ImageOutput:
@@ -113,6 +174,17 @@ class FolderOutput(ImageOutput):
         self.frames += 1
 
 
+def _video_writer_opens(path: Path, codec: str, fps: float, size: tuple[int, int]) -> bool:
+    """Whether a writer for ``codec`` opens at ``size`` in ``path``'s folder (the probe file is removed)."""
+    probe = path.with_name(f".aidentify-probe-{os.getpid()}{path.suffix}")
+    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*codec), fps or 30.0, size)
+    opened = writer.isOpened()
+    writer.release()
+    with contextlib.suppress(FileNotFoundError):
+        probe.unlink()
+    return opened
+
+
 class VideoOutput:
     """An annotated video written under a temporary name, sized by its first frame.
 
@@ -141,7 +213,7 @@ class VideoOutput:
             fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.path.suffix.lower()])
             self._writer = cv2.VideoWriter(str(self.pending.path), fourcc, fps, self._size)
             if not self._writer.isOpened():
-                raise DataError(f"cannot write video {self.path}: OpenCV has no encoder for it here")
+                raise DataError(f"cannot write video {self.path}: {self._why_not_opened(fps)}")
         if (frame.shape[1], frame.shape[0]) != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
         if time_s is not None:
@@ -155,11 +227,31 @@ class VideoOutput:
         self._writer.write(frame)
         self.frames += 1
 
+    def _why_not_opened(self, fps: float) -> str:
+        """Why OpenCV's writer did not open: the folder, the frame size, or no encoder at all."""
+        suffix = self.path.suffix.lower()
+        codec, other = FOURCC_BY_SUFFIX[suffix], ".avi" if suffix == ".mp4" else ".mp4"
+        cause = unwritable_cause(self.path.parent)
+        if cause:
+            return cause
+        if self._size != PROBE_SIZE and _video_writer_opens(self.path, codec, fps, PROBE_SIZE):
+            width, height = self._size
+            fit = "small" if width * height < PROBE_SIZE[0] * PROBE_SIZE[1] else "large"
+            return (f"frames of {width}x{height} are too {fit} for OpenCV's {codec} encoder ({suffix}); "
+                    f"try {other}, or a {'larger' if fit == 'small' else 'smaller'} input")
+        return f"OpenCV has no {codec} encoder for {suffix} here; try {other}"
+
     def release(self) -> None:
         if self._writer is not None:
             self._writer.release()
 
     def commit(self) -> Path:
+        """Rename the finished video into place; an empty or vanished file is an error, not a video."""
+        written = self.pending.path
+        if not written.is_file() or written.stat().st_size == 0:
+            self.discard()
+            cause = unwritable_cause(self.path.parent) or "the encoder wrote nothing"
+            raise DataError(f"cannot write video {self.path}: {cause}")
         return self.pending.commit()
 
     def discard(self) -> None:

@@ -7,6 +7,7 @@ layers), so the same saved model takes raw face crops at inference time.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,40 @@ def make_dataset(paths: list[str], targets: np.ndarray | None, image_size: int, 
     if shuffle:
         ds = ds.shuffle(min(len(paths), 20_000), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(autotune)
+
+
+def unreadable_images(paths: list[str]) -> list[str]:
+    """The files among ``paths`` that :func:`make_dataset` cannot read: missing, truncated or not images.
+
+    Decodes every file with the training pipeline's own decoder, in parallel,
+    keeping the paths that fail; run it only when training has already failed,
+    so a healthy run never pays for a second pass over its data.
+    """
+    import tensorflow as tf
+
+    def decodes(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False)
+        return path, tf.shape(image)
+
+    readable = tf.data.Dataset.from_tensor_slices(paths).map(decodes, num_parallel_calls=tf.data.AUTOTUNE)
+    good = {path.decode() for path, _ in readable.ignore_errors().as_numpy_iterator()}
+    return [path for path in paths if path not in good]
+
+
+def check_images_readable(paths: list[str], manifest: Path) -> None:
+    """Raise a :class:`DataError` naming the first unreadable image among ``paths``, if there is one."""
+    bad = unreadable_images(paths)
+    if not bad:
+        return
+    why = _why_unreadable(Path(bad[0]))
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    raise DataError(f"cannot read training image {bad[0]}{more}: {why}; rebuild the data with "
+                    f"`aidentify prepare` and `aidentify augment`, or remove its row from {manifest}")
+
+
+def _why_unreadable(path: Path) -> str:
+    if not path.exists():
+        return "it is missing"
+    if not os.access(path, os.R_OK):
+        return "permission denied; check its permissions"
+    return "it is truncated or not an image"

@@ -28,11 +28,12 @@ from aidentify.files import atomic_write_text, sha256_file
 from aidentify.inference.modelfile import save_model
 from aidentify.native_logs import import_tensorflow
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.data import TrainingInput, balanced_class_weights, load_training_input, make_dataset
+from aidentify.train.data import (TrainingInput, balanced_class_weights, check_images_readable, load_training_input,
+                                  make_dataset)
 from aidentify.train.device import (device_summary, make_strategy, random_stream_seed, reseed_random_layers,
                                     seed_everything, use_mixed_precision)
-from aidentify.train.runs import (finish_run, first_run_info, library_versions, load_resume, next_run_dir,
-                                  resumed_run_info, run_lock, save_state, trim_results, write_run_info)
+from aidentify.train.runs import (failure_recorded, finish_run, first_run_info, library_versions, load_resume,
+                                  next_run_dir, resumed_run_info, run_lock, save_state, trim_results, write_run_info)
 from aidentify.train.starting_weights import initial_weights_source, load_initial_weights, resolve_base_weights
 
 
@@ -161,7 +162,7 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
 def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[str, Any],
          resumed: bool, base_weights: Path | None = None) -> TrainResult:
 
-    import_tensorflow()
+    tf = import_tensorflow()
     import keras
 
     first_start = first_run_info(run_dir) if resumed else {}
@@ -219,47 +220,53 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         run_info = resumed_run_info(first_start, run_info)
     write_run_info(run_dir, run_info)
 
-    with strategy.scope():
-        last = run_dir / "weights" / "last.keras"
-        if resumed:
-            model = keras.models.load_model(last, compile=True)
-            reseed_random_layers(model, stream_seed)
-        else:
-            model = _build(config, len(data.classes), base_weights)
-            if init_source is not None:
-                events.message(load_initial_weights(model, init_source, data.train.paths, config.image_size))
-            _compile(model, config, config.learning_rate, steps, config.epochs)
-    class_weight = balanced_class_weights(data.class_counts, data.classes) if config.class_weights == "balanced" else None
+    with failure_recorded(run_dir, run_info, state):  # an error leaves the run marked failed, not running
+        with strategy.scope():
+            last = run_dir / "weights" / "last.keras"
+            if resumed:
+                model = keras.models.load_model(last, compile=True)
+                reseed_random_layers(model, stream_seed)
+            else:
+                model = _build(config, len(data.classes), base_weights)
+                if init_source is not None:
+                    events.message(load_initial_weights(model, init_source, data.train.paths, config.image_size))
+                _compile(model, config, config.learning_rate, steps, config.epochs)
+        class_weight = (balanced_class_weights(data.class_counts, data.classes)
+                        if config.class_weights == "balanced" else None)
 
-    end_epoch = 0
-    for index, (phase, phase_epochs, rate) in enumerate(_phases(config), 1):
-        start_epoch, end_epoch = end_epoch, end_epoch + phase_epochs
-        if state["epoch"] >= end_epoch:
-            continue  # finished before an interruption
-        state["epoch"] = max(state["epoch"], start_epoch)
-        if index == 2 and state["phase"] < 2:
-            from aidentify.train.models import unfreeze_top
+        end_epoch = 0
+        for index, (phase, phase_epochs, rate) in enumerate(_phases(config), 1):
+            start_epoch, end_epoch = end_epoch, end_epoch + phase_epochs
+            if state["epoch"] >= end_epoch:
+                continue  # finished before an interruption
+            state["epoch"] = max(state["epoch"], start_epoch)
+            if index == 2 and state["phase"] < 2:
+                from aidentify.train.models import unfreeze_top
 
-            with strategy.scope():
-                trainable = unfreeze_top(model, config.densenet.fine_tune.unfreeze_layers)
-                _compile(model, config, rate, steps, phase_epochs)
-            state["phase"] = 2
-            events.message(f"fine-tuning: {trainable} DenseNet layers unfrozen, learning rate {rate:g}")
-        callbacks = _callbacks(config, run_dir, metadata, state, events, steps, end_epoch, phase)
-        try:
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end_epoch,
-                      callbacks=callbacks, class_weight=class_weight, shuffle=False, verbose=0)
-        except KeyboardInterrupt:
-            save_model(model, run_dir / "weights" / "last.keras", metadata)
-            save_state(run_dir, state)
-            finish_run(run_dir, run_info, state, "interrupted")
-            raise TrainingInterrupted(run_dir) from None
-        if state["epoch"] < end_epoch:  # early stopping ended this phase
-            state["epoch"] = end_epoch
-            save_state(run_dir, state)
+                with strategy.scope():
+                    trainable = unfreeze_top(model, config.densenet.fine_tune.unfreeze_layers)
+                    _compile(model, config, rate, steps, phase_epochs)
+                state["phase"] = 2
+                events.message(f"fine-tuning: {trainable} DenseNet layers unfrozen, learning rate {rate:g}")
+            callbacks = _callbacks(config, run_dir, metadata, state, events, steps, end_epoch, phase)
+            try:
+                model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end_epoch,
+                          callbacks=callbacks, class_weight=class_weight, shuffle=False, verbose=0)
+            except KeyboardInterrupt:
+                save_model(model, run_dir / "weights" / "last.keras", metadata)
+                save_state(run_dir, state)
+                finish_run(run_dir, run_info, state, "interrupted")
+                raise TrainingInterrupted(run_dir) from None
+            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
+                    tf.errors.DataLossError):  # an image the pipeline cannot read: name it, not TF's graph dump
+                check_images_readable(data.train.paths + data.val.paths, Path(config.data_dir) / "manifest.csv")
+                raise
+            if state["epoch"] < end_epoch:  # early stopping ended this phase
+                state["epoch"] = end_epoch
+                save_state(run_dir, state)
 
-    finish_run(run_dir, run_info, state, "finished")
-    return TrainResult(run_dir, data.classes, state["epoch"], state["best"] or {}, model.count_params())
+        finish_run(run_dir, run_info, state, "finished")
+        return TrainResult(run_dir, data.classes, state["epoch"], state["best"] or {}, model.count_params())
 
 
 def _callbacks(config, run_dir: Path, metadata, state, events, steps: int, end_epoch: int, phase: str):

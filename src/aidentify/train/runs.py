@@ -28,22 +28,25 @@ from typing import Any
 
 from aidentify import __version__
 from aidentify.config import TRAIN_CONFIGS, TrainCommon, load_config
-from aidentify.errors import DataError
-from aidentify.files import atomic_write_text
+from aidentify.errors import AidentifyError, DataError
+from aidentify.files import atomic_write_text, os_error_cause, read_utf8
 from aidentify.processes import folder_lock
 
 
 def next_run_dir(parent: Path, name: str) -> Path:
     """``parent/name``, then ``name2``, ``name3``...: never reuse a run folder."""
-    parent.mkdir(parents=True, exist_ok=True)
     n = 1
-    while True:
-        candidate = parent / (name if n == 1 else f"{name}{n}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            n += 1
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            candidate = parent / (name if n == 1 else f"{name}{n}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                n += 1
+    except OSError as exc:
+        raise DataError(f"cannot make a run folder in {parent}: {os_error_cause(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -86,9 +89,9 @@ def load_resume(run_dir: Path) -> tuple[TrainCommon, dict[str, Any]]:
         raise DataError(f"nothing to resume in {run_dir}: no weights/last.keras yet; start a new run")
     import yaml
 
-    model_name = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("model", "cnn")
+    model_name = (yaml.safe_load(read_utf8(run_dir / "config.yaml")) or {}).get("model", "cnn")
     config, _ = load_config(TRAIN_CONFIGS[model_name], run_dir / "config.yaml")
-    return config, json.loads(state_file.read_text())
+    return config, json.loads(read_utf8(state_file))
 
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:
@@ -153,6 +156,31 @@ def finish_run(run_dir: Path, run_info: dict, state: dict, status: str) -> None:
                     epochs_done=state["epoch"], best=state["best"])
     write_run_info(run_dir, run_info)
     plot_curves(run_dir)
+
+
+@contextlib.contextmanager
+def failure_recorded(run_dir: Path, run_info: dict, state: dict) -> Iterator[None]:
+    """Whatever ends the body early marks the run in ``run.json``: no stopped run still reads ``running``.
+
+    An error makes it ``failed`` with the error's one line; Ctrl-C outside the
+    epoch loop (which records its own stop), ``interrupted``. Recording is best
+    effort: the original error is what the user sees even when the disk is full.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if run_info.get("status") == "running":
+            with contextlib.suppress(Exception):
+                stopped = isinstance(exc, KeyboardInterrupt)
+                run_info["error"] = _one_line(exc)
+                finish_run(run_dir, run_info, state, "interrupted" if stopped else "failed")
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as ``run.json`` keeps it: our own errors as their message, others with their type."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, AidentifyError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
 def plot_curves(run_dir: Path) -> Path | None:
