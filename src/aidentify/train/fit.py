@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from aidentify.native_logs import import_tensorflow
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.data import TrainingInput, balanced_class_weights, load_training_input, make_dataset
 from aidentify.train.device import (device_summary, make_strategy, random_stream_seed, reseed_random_layers,
-                                    seed_everything, use_mixed_precision)
+                                    keras_fit_under, seed_everything, shard_across_workers, use_mixed_precision,
+                                    worker_role)
 from aidentify.train.runs import (finish_run, first_run_info, library_versions, load_resume, next_run_dir,
                                   resumed_run_info, run_lock, save_state, trim_results, write_run_info)
 from aidentify.train.starting_weights import initial_weights_source, load_initial_weights, resolve_base_weights
@@ -60,6 +62,11 @@ class TrainResult:
     epochs_run: int
     best: dict[str, Any] = field(default_factory=dict)
     parameters: int = 0
+    # False on a multi-worker cluster's other workers: the chief saves the run, and run_dir
+    # was this worker's scratch copy, removed when training ended
+    chief: bool = True
+    worker: int = 0
+    workers: int = 1
 
 
 def _compile(model: Any, config: TrainCommon, learning_rate: float, steps: int, epochs: int) -> None:
@@ -137,6 +144,10 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
         run_dir = Path(resume)
         planned = sum(epochs for _, epochs, _ in _phases(config))
         left = "nothing left to train" if state["epoch"] >= planned else f"{planned - state['epoch']} epochs to go"
+        if config.strategy == "multi_worker":
+            raise ConfigError("--resume does not continue a multi_worker run (its workers would need the "
+                              "chief's run folder); start a new run from its weights with "
+                              f"--set init_weights={run_dir}")
         events.message(f"resuming {run_dir} after epoch {state['epoch']} of {planned} ({left})")
     else:
         state = {"phase": 1, "epoch": 0, "best": None}
@@ -145,6 +156,8 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
             raise DataError(f"no training data at {data_check}; run `aidentify augment` first "
                             "(or --set data_dir=data/prepared to train without augmentation)")
         config, base_weights = resolve_base_weights(config, events.message)
+        if config.strategy == "multi_worker" and not worker_role().chief:
+            return _train_beside_the_chief(config, events, state, base_weights)
         run_dir = next_run_dir(Path(config.project) / config.model, config.name)
         try:
             atomic_write_text(run_dir / "config.yaml", dump_config(config))
@@ -158,25 +171,42 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
     return _fit(config, events, run_dir, state, resumed=True)
 
 
+def _train_beside_the_chief(config: TrainCommon, events: TrainEvents, state: dict[str, Any],
+                            base_weights: Path | None) -> TrainResult:
+    """A multi-worker cluster's other workers: train in step with the chief, keep nothing.
+
+    Every worker runs the same epochs, callbacks and saves as the chief, so any
+    collective op among them is met by all of them, but only the chief's run
+    folder is kept: the others write theirs into a scratch folder, removed at the end.
+    """
+    with tempfile.TemporaryDirectory(prefix="aidentify-worker-") as scratch:
+        run_dir = Path(scratch) / config.model / config.name
+        run_dir.mkdir(parents=True)
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        return _fit(config, events, run_dir, state, resumed=False, base_weights=base_weights)
+
+
 def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[str, Any],
          resumed: bool, base_weights: Path | None = None) -> TrainResult:
 
     import_tensorflow()
     import keras
 
+    strategy = make_strategy(config.strategy)  # first: a multi-worker strategy must precede any TensorFlow op
+    role = worker_role() if config.strategy == "multi_worker" else None
     first_start = first_run_info(run_dir) if resumed else {}
     resumes = len(first_start.get("resumed", [])) + 1 if resumed else 0
     stream_seed = random_stream_seed(config.seed, resumes, state["epoch"])
     seed_everything(stream_seed)
     data = load_training_input(Path(config.data_dir), config.labels, config.max_samples, config.seed)
     distillation = _distill_targets(config, data, events) if config.distill.teachers else {}
-    strategy = make_strategy(config.strategy)
     mixed = use_mixed_precision(config.mixed_precision)
     events.message(device_summary(strategy, mixed))
     train_ds = make_dataset(data.train.paths, data.train.targets, config.image_size, config.batch_size,
                             shuffle=True, seed=stream_seed, cache=config.cache)
     val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,
                           cache=config.cache)
+    train_ds, val_ds = shard_across_workers(train_ds, strategy), shard_across_workers(val_ds, strategy)
     steps = math.ceil(len(data.train.paths) / config.batch_size)
     init_source, init_metadata = (initial_weights_source(config, data.classes) if config.init_weights
                                   and not resumed else (None, {}))
@@ -204,6 +234,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "train_class_counts": data.class_counts,
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
+        **({"workers": role.count} if role else {}),
         "mixed_precision": mixed,
         "cpu_threads": worker_count(0),
         **({"init_weights": str(init_source), "init_weights_sha256": sha256_file(init_source)} if init_source else {}),
@@ -247,8 +278,9 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
             events.message(f"fine-tuning: {trainable} DenseNet layers unfrozen, learning rate {rate:g}")
         callbacks = _callbacks(config, run_dir, metadata, state, events, steps, end_epoch, phase)
         try:
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end_epoch,
-                      callbacks=callbacks, class_weight=class_weight, shuffle=False, verbose=0)
+            with keras_fit_under(strategy, model):
+                model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end_epoch,
+                          callbacks=callbacks, class_weight=class_weight, shuffle=False, verbose=0)
         except KeyboardInterrupt:
             save_model(model, run_dir / "weights" / "last.keras", metadata)
             save_state(run_dir, state)
@@ -259,7 +291,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
             save_state(run_dir, state)
 
     finish_run(run_dir, run_info, state, "finished")
-    return TrainResult(run_dir, data.classes, state["epoch"], state["best"] or {}, model.count_params())
+    return TrainResult(run_dir, data.classes, state["epoch"], state["best"] or {}, model.count_params(),
+                       **({"chief": role.chief, "worker": role.index, "workers": role.count} if role else {}))
 
 
 def _callbacks(config, run_dir: Path, metadata, state, events, steps: int, end_epoch: int, phase: str):
