@@ -210,8 +210,8 @@ def keras_fit_under(strategy: Any, model: Any) -> Iterator[None]:
             layer.synchronized = False
 
 
-def device_summary(strategy: Any, mixed: bool) -> str:
-    """One line on where training runs.
+def device_summary(strategy: Any, policy: str) -> str:
+    """One line on where training runs, and in what precision when it is not float32.
 
     Without a usable GPU, TensorFlow's own notice (a failed ``cuInit``) is
     filtered out at the default log level, so this line says it plainly and
@@ -225,21 +225,32 @@ def device_summary(strategy: Any, mixed: bool) -> str:
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         role = worker_role()
         spread += f", worker {role.index} of {role.count}" + (" (chief)" if role.chief else "")
+    precision = policy.replace("_", " ")  # "mixed bfloat16"
     if not gpus:
-        return (f"device: CPU, {worker_count(0)} threads{spread} (no GPU found; "
-                "TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's GPU messages)")
-    precision = "mixed float16" if mixed else "float32"
+        return (f"device: CPU, {worker_count(0)} threads{spread}{'' if policy == 'float32' else ', ' + precision}"
+                " (no GPU found; TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's GPU messages)")
     return f"device: {gpus} GPU{'s' if gpus > 1 else ''}{spread}, {precision}"
 
 
-def use_mixed_precision(setting: str) -> bool:
-    """Set Keras's global precision policy from ``mixed_precision`` (on, off, auto: on with a GPU).
+# mixed_precision setting -> Keras policy; "auto" depends on the device (see use_mixed_precision)
+PRECISION_POLICIES = {"off": "float32", "on": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
-    Returns whether mixed float16 is on, for the device line and ``run.json``.
+
+def use_mixed_precision(setting: str) -> str:
+    """Set Keras's global precision policy from ``mixed_precision``; returns the policy's name.
+
+    ``on``: float16 compute (float32 weights and softmax); ``bfloat16``: the same
+    in bfloat16, which needs no loss scaling and pays on CPUs with bfloat16 units
+    (``avx512_bf16``, AMX; see docs/training.md, "Training speed on CPU");
+    ``off``: float32. ``auto`` is ``on`` with a GPU and ``off`` on a CPU: bfloat16
+    trained the CNN faster on our AVX512-BF16 CPU, but its accuracy over a full
+    training has not been measured, so a CPU run asks for it by name.
     """
     import keras
     import tensorflow as tf
 
-    on = setting == "on" or (setting == "auto" and bool(tf.config.list_physical_devices("GPU")))
-    keras.mixed_precision.set_global_policy("mixed_float16" if on else "float32")
-    return on
+    if setting == "auto":
+        setting = "on" if tf.config.list_physical_devices("GPU") else "off"
+    policy = PRECISION_POLICIES[setting]
+    keras.mixed_precision.set_global_policy(policy)
+    return policy

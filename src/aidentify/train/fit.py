@@ -200,8 +200,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
     seed_everything(stream_seed)
     data = load_training_input(Path(config.data_dir), config.labels, config.max_samples, config.seed)
     distillation = _distill_targets(config, data, events) if config.distill.teachers else {}
-    mixed = use_mixed_precision(config.mixed_precision)
-    events.message(device_summary(strategy, mixed))
+    policy = use_mixed_precision(config.mixed_precision)
+    events.message(device_summary(strategy, policy))
     train_ds = make_dataset(data.train.paths, data.train.targets, config.image_size, config.batch_size,
                             shuffle=True, seed=stream_seed, cache=config.cache)
     val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,
@@ -235,7 +235,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
         **({"workers": role.count} if role else {}),
-        "mixed_precision": mixed,
+        "mixed_precision": policy != "float32",
+        "precision_policy": policy,
         "cpu_threads": worker_count(0),
         **({"init_weights": str(init_source), "init_weights_sha256": sha256_file(init_source)} if init_source else {}),
         # A shipped model's own history, so the new model's provenance can go back past it.
