@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from train_helpers import TINY_CNN
+from train_helpers import TINY_CNN, cnn_config
 
 # Each worker runs the real CLI (`python -m aidentify train`), with Keras's `fit` wrapped only to
 # save the weights the worker ends with, so the test can compare the two processes' models.
@@ -100,3 +100,18 @@ def test_two_workers_on_localhost_train_one_model(tiny_data, tmp_path):
     assert {w.path: np.asarray(w) for w in saved.weights}.keys() == chief.keys()
     for w in saved.weights:
         np.testing.assert_array_equal(np.asarray(w), chief[w.path], err_msg=w.path)
+
+
+def test_a_multi_worker_run_is_not_resumed(tiny_data, tmp_path):
+    from aidentify.config import dump_config
+    from aidentify.errors import ConfigError
+    from aidentify.train.fit import train
+
+    config = cnn_config(tiny_data, tmp_path, strategy="multi_worker")
+    run = tmp_path / "runs" / "cnn" / "exp"
+    (run / "weights").mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_config(config))
+    (run / "weights" / "last.keras").write_bytes(b"")
+    (run / "weights" / "state.json").write_text(json.dumps({"phase": 1, "epoch": 1, "best": None}))
+    with pytest.raises(ConfigError, match="--set init_weights="):
+        train(config, resume=run)
