@@ -56,6 +56,10 @@ def _train(model: str, config: Path | None, set_: list[str] | None, resume: Path
                 err_console.print(f"[yellow]{stop}[/]")
                 raise typer.Exit(130) from None
         best = result.best
+        if not result.chief:
+            console.print(f"[green]done[/]: worker {result.worker} of {result.workers}; "
+                          "the run is saved by the chief (worker 0)")
+            return
         console.print(f"[green]done[/]: {result.epochs_run} epochs, {result.parameters:,} parameters; best epoch "
                       f"{best.get('epoch')} val_accuracy {best.get('val_accuracy', float('nan')):.4f} "
                       f"-> {result.run_dir}/weights/best.keras")

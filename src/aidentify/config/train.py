@@ -85,7 +85,7 @@ class TrainCommon(StrictModel):
     cache: Literal["auto", "memory", "none"] = "auto"
     seed: int = 42
     strategy: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
-    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    mixed_precision: Literal["auto", "on", "off", "bfloat16"] = "auto"  # on: float16; auto: on with a GPU
     tensorboard: bool = True
     init_weights: Path | None = None  # start from this .keras model or run folder instead of random weights
     distill: Distillation = Field(default_factory=Distillation)

@@ -91,7 +91,50 @@ def load_model(path: Path, compile: bool = False) -> tuple[Any, dict[str, Any]]:
         model = keras.models.load_model(path, compile=compile)
     except Exception as exc:  # Keras raises many types for a damaged file
         raise DataError(f"cannot load model {path}: {exc}") from None
+    if not compile:
+        model = computing_in_float32(model)
     return model, metadata
+
+
+def computing_in_float32(model: Any) -> Any:
+    """``model`` itself, or, for one trained in mixed precision, a float32 copy with the same weights.
+
+    A model trained under ``mixed_float16`` or ``mixed_bfloat16`` keeps float32
+    weights but saves each layer's policy, so loaded as it is it would still
+    compute in 16 bits: a little less exact, and not exportable (TFLite has no
+    bfloat16 convolution; the converter asks for TensorFlow's flex ops, which
+    LiteRT lacks, and both exports fail). Inference (evaluate, live, export)
+    therefore gets the float32 network; training (``--resume``) loads the file as saved.
+    """
+    import keras
+
+    config = model.get_config()
+    if not _float32_policies(config):
+        return model
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # for layers whose config names no policy
+    try:
+        copy = model.__class__.from_config(config)
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _float32_policies(config: Any) -> bool:
+    """Replace every mixed dtype policy in a Keras config by float32, in place; whether any was found."""
+    found = False
+    if isinstance(config, dict):
+        name = config.get("config", {}).get("name") if config.get("class_name") == "DTypePolicy" else None
+        if isinstance(name, str) and name.startswith("mixed_"):
+            config["config"]["name"] = "float32"
+            return True
+        for value in config.values():
+            found = _float32_policies(value) or found
+    elif isinstance(config, list):
+        for value in config:
+            found = _float32_policies(value) or found
+    return found
 
 
 def embed_tflite_metadata(flatbuffer: bytes, metadata: dict[str, Any]) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.data import (TrainingInput, balanced_class_weights, check_images_readable, load_training_input,
                                   make_dataset)
 from aidentify.train.device import (device_summary, make_strategy, random_stream_seed, reseed_random_layers,
-                                    seed_everything, use_mixed_precision)
+                                    keras_fit_under, seed_everything, shard_across_workers, use_mixed_precision,
+                                    worker_role)
 from aidentify.train.runs import (failure_recorded, finish_run, first_run_info, library_versions, load_resume,
                                   next_run_dir, resumed_run_info, run_lock, save_state, trim_results, write_run_info)
 from aidentify.train.starting_weights import initial_weights_source, load_initial_weights, resolve_base_weights
@@ -61,6 +63,11 @@ class TrainResult:
     epochs_run: int
     best: dict[str, Any] = field(default_factory=dict)
     parameters: int = 0
+    # False on a multi-worker cluster's other workers: the chief saves the run, and run_dir
+    # was this worker's scratch copy, removed when training ended
+    chief: bool = True
+    worker: int = 0
+    workers: int = 1
 
 
 def _compile(model: Any, config: TrainCommon, learning_rate: float, steps: int, epochs: int) -> None:
@@ -138,6 +145,10 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
         run_dir = Path(resume)
         planned = sum(epochs for _, epochs, _ in _phases(config))
         left = "nothing left to train" if state["epoch"] >= planned else f"{planned - state['epoch']} epochs to go"
+        if config.strategy == "multi_worker":
+            raise ConfigError("--resume does not continue a multi_worker run (its workers would need the "
+                              "chief's run folder); start a new run from its weights with "
+                              f"--set init_weights={run_dir}")
         events.message(f"resuming {run_dir} after epoch {state['epoch']} of {planned} ({left})")
     else:
         state = {"phase": 1, "epoch": 0, "best": None}
@@ -146,6 +157,8 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
             raise DataError(f"no training data at {data_check}; run `aidentify augment` first "
                             "(or --set data_dir=data/prepared to train without augmentation)")
         config, base_weights = resolve_base_weights(config, events.message)
+        if config.strategy == "multi_worker" and not worker_role().chief:
+            return _train_beside_the_chief(config, events, state, base_weights)
         run_dir = next_run_dir(Path(config.project) / config.model, config.name)
         try:
             atomic_write_text(run_dir / "config.yaml", dump_config(config))
@@ -159,25 +172,41 @@ def _train(config: TrainCommon, events: TrainEvents, resume: Path | None) -> Tra
     return _fit(config, events, run_dir, state, resumed=True)
 
 
+def _train_beside_the_chief(config: TrainCommon, events: TrainEvents, state: dict[str, Any],
+                            base_weights: Path | None) -> TrainResult:
+    """A multi-worker cluster's other workers: train in step with the chief, keep nothing.
+
+    Every worker runs the same epochs, callbacks and saves as the chief, so any
+    collective op among them is met by all of them, but only the chief's run
+    folder is kept: the others write theirs into a scratch folder, removed at the end.
+    """
+    with tempfile.TemporaryDirectory(prefix="aidentify-worker-") as scratch:
+        run_dir = Path(scratch) / config.model / config.name
+        run_dir.mkdir(parents=True)
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        return _fit(config, events, run_dir, state, resumed=False, base_weights=base_weights)
+
+
 def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[str, Any],
          resumed: bool, base_weights: Path | None = None) -> TrainResult:
 
-    tf = import_tensorflow()
-    import keras
+    import_tensorflow()
 
+    strategy = make_strategy(config.strategy)  # first: a multi-worker strategy must precede any TensorFlow op
+    role = worker_role() if config.strategy == "multi_worker" else None
     first_start = first_run_info(run_dir) if resumed else {}
     resumes = len(first_start.get("resumed", [])) + 1 if resumed else 0
     stream_seed = random_stream_seed(config.seed, resumes, state["epoch"])
     seed_everything(stream_seed)
     data = load_training_input(Path(config.data_dir), config.labels, config.max_samples, config.seed)
     distillation = _distill_targets(config, data, events) if config.distill.teachers else {}
-    strategy = make_strategy(config.strategy)
-    mixed = use_mixed_precision(config.mixed_precision)
-    events.message(device_summary(strategy, mixed))
+    policy = use_mixed_precision(config.mixed_precision)
+    events.message(device_summary(strategy, policy))
     train_ds = make_dataset(data.train.paths, data.train.targets, config.image_size, config.batch_size,
                             shuffle=True, seed=stream_seed, cache=config.cache)
     val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,
                           cache=config.cache)
+    train_ds, val_ds = shard_across_workers(train_ds, strategy), shard_across_workers(val_ds, strategy)
     steps = math.ceil(len(data.train.paths) / config.batch_size)
     init_source, init_metadata = (initial_weights_source(config, data.classes) if config.init_weights
                                   and not resumed else (None, {}))
@@ -205,7 +234,9 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
         "train_class_counts": data.class_counts,
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
-        "mixed_precision": mixed,
+        **({"workers": role.count} if role else {}),
+        "mixed_precision": policy != "float32",
+        "precision_policy": policy,
         "cpu_threads": worker_count(0),
         **({"init_weights": str(init_source), "init_weights_sha256": sha256_file(init_source)} if init_source else {}),
         # A shipped model's own history, so the new model's provenance can go back past it.
@@ -221,52 +252,78 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
     write_run_info(run_dir, run_info)
 
     with failure_recorded(run_dir, run_info, state):  # an error leaves the run marked failed, not running
-        with strategy.scope():
-            last = run_dir / "weights" / "last.keras"
-            if resumed:
-                model = keras.models.load_model(last, compile=True)
-                reseed_random_layers(model, stream_seed)
-            else:
-                model = _build(config, len(data.classes), base_weights)
-                if init_source is not None:
-                    events.message(load_initial_weights(model, init_source, data.train.paths, config.image_size))
-                _compile(model, config, config.learning_rate, steps, config.epochs)
-        class_weight = (balanced_class_weights(data.class_counts, data.classes)
-                        if config.class_weights == "balanced" else None)
+        model = _model_to_train(config, events, run_dir, resumed, strategy, stream_seed, data, init_source,
+                                base_weights, steps)
+        _train_phases(config, events, model, strategy, (train_ds, val_ds), data, run_dir, run_info, metadata,
+                      state, steps)
+        finish_run(run_dir, run_info, state, "finished")
+    return TrainResult(run_dir, data.classes, state["epoch"], state["best"] or {}, model.count_params(),
+                       **({"chief": role.chief, "worker": role.index, "workers": role.count} if role else {}))
 
-        end_epoch = 0
-        for index, (phase, phase_epochs, rate) in enumerate(_phases(config), 1):
-            start_epoch, end_epoch = end_epoch, end_epoch + phase_epochs
-            if state["epoch"] >= end_epoch:
-                continue  # finished before an interruption
-            state["epoch"] = max(state["epoch"], start_epoch)
-            if index == 2 and state["phase"] < 2:
-                from aidentify.train.models import unfreeze_top
 
-                with strategy.scope():
-                    trainable = unfreeze_top(model, config.densenet.fine_tune.unfreeze_layers)
-                    _compile(model, config, rate, steps, phase_epochs)
-                state["phase"] = 2
-                events.message(f"fine-tuning: {trainable} DenseNet layers unfrozen, learning rate {rate:g}")
-            callbacks = _callbacks(config, run_dir, metadata, state, events, steps, end_epoch, phase)
-            try:
+def _model_to_train(config: TrainCommon, events: TrainEvents, run_dir: Path, resumed: bool, strategy: Any,
+                    stream_seed: int, data: TrainingInput, init_source: Path | None, base_weights: Path | None,
+                    steps: int) -> Any:
+    """The interrupted run's ``last.keras`` on resume; else a new, compiled build (from ``init_weights`` if set)."""
+    import keras
+
+    with strategy.scope():
+        if resumed:
+            model = keras.models.load_model(run_dir / "weights" / "last.keras", compile=True)
+            reseed_random_layers(model, stream_seed)
+            return model
+        model = _build(config, len(data.classes), base_weights)
+        if init_source is not None:
+            events.message(load_initial_weights(model, init_source, data.train.paths, config.image_size))
+        _compile(model, config, config.learning_rate, steps, config.epochs)
+    return model
+
+
+def _train_phases(config: TrainCommon, events: TrainEvents, model: Any, strategy: Any, datasets: tuple[Any, Any],
+                  data: TrainingInput, run_dir: Path, run_info: dict[str, Any], metadata: dict[str, Any],
+                  state: dict[str, Any], steps: int) -> None:
+    """Run the phases left (one for the CNN; frozen then fine-tuned for DenseNet), updating ``state``.
+
+    Raises :class:`TrainingInterrupted` on Ctrl-C after saving ``last.keras``
+    and the state, and :class:`DataError` naming the file when the input
+    pipeline meets an image it cannot read.
+    """
+    tf = import_tensorflow()
+    train_ds, val_ds = datasets
+    class_weight = (balanced_class_weights(data.class_counts, data.classes)
+                    if config.class_weights == "balanced" else None)
+    unreadable = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
+                  tf.errors.DataLossError)
+    end_epoch = 0
+    for index, (phase, phase_epochs, rate) in enumerate(_phases(config), 1):
+        start_epoch, end_epoch = end_epoch, end_epoch + phase_epochs
+        if state["epoch"] >= end_epoch:
+            continue  # finished before an interruption
+        state["epoch"] = max(state["epoch"], start_epoch)
+        if index == 2 and state["phase"] < 2:
+            from aidentify.train.models import unfreeze_top
+
+            with strategy.scope():
+                trainable = unfreeze_top(model, config.densenet.fine_tune.unfreeze_layers)
+                _compile(model, config, rate, steps, phase_epochs)
+            state["phase"] = 2
+            events.message(f"fine-tuning: {trainable} DenseNet layers unfrozen, learning rate {rate:g}")
+        callbacks = _callbacks(config, run_dir, metadata, state, events, steps, end_epoch, phase)
+        try:
+            with keras_fit_under(strategy, model):
                 model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end_epoch,
                           callbacks=callbacks, class_weight=class_weight, shuffle=False, verbose=0)
-            except KeyboardInterrupt:
-                save_model(model, run_dir / "weights" / "last.keras", metadata)
-                save_state(run_dir, state)
-                finish_run(run_dir, run_info, state, "interrupted")
-                raise TrainingInterrupted(run_dir) from None
-            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
-                    tf.errors.DataLossError):  # an image the pipeline cannot read: name it, not TF's graph dump
-                check_images_readable(data.train.paths + data.val.paths, Path(config.data_dir) / "manifest.csv")
-                raise
-            if state["epoch"] < end_epoch:  # early stopping ended this phase
-                state["epoch"] = end_epoch
-                save_state(run_dir, state)
-
-        finish_run(run_dir, run_info, state, "finished")
-        return TrainResult(run_dir, data.classes, state["epoch"], state["best"] or {}, model.count_params())
+        except KeyboardInterrupt:
+            save_model(model, run_dir / "weights" / "last.keras", metadata)
+            save_state(run_dir, state)
+            finish_run(run_dir, run_info, state, "interrupted")
+            raise TrainingInterrupted(run_dir) from None
+        except unreadable:  # an image the pipeline cannot read: name it, not TensorFlow's graph dump
+            check_images_readable(data.train.paths + data.val.paths, Path(config.data_dir) / "manifest.csv")
+            raise
+        if state["epoch"] < end_epoch:  # early stopping ended this phase
+            state["epoch"] = end_epoch
+            save_state(run_dir, state)
 
 
 def _callbacks(config, run_dir: Path, metadata, state, events, steps: int, end_epoch: int, phase: str):
