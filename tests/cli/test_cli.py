@@ -130,3 +130,19 @@ def test_a_stage_already_writing_its_folder_is_one_line_naming_the_other_process
     finally:
         other.kill()
         other.wait()
+
+
+def test_local_folder_with_a_timeline_csv_reports_class_folders_and_no_split(workdir):
+    from conftest import texture, write_image
+
+    for i, folder in enumerate(("happy", "happy", "sad", "angry")):
+        write_image(workdir / "ds" / folder / f"img{i}.png", texture(i))
+    (workdir / "ds" / "happy.csv").write_text(
+        "time_s,frame,file,track_id,x,y,w,h,p_neutral,label,confidence\n"
+        "0.0,0,frame0000.png,1,1,2,3,4,0.5,happiness,0.9\n")
+    result = invoke("download", "myfaces", "--from", "ds")
+    assert result.exit_code == 0, result.output
+    assert "4 images (no split 4), layout class-folders" in result.stdout
+    assert "ignored happy.csv" in result.stdout and "(none)" not in result.stdout
+    cleaned = invoke("clean")
+    assert cleaned.exit_code == 0 and "no split" in cleaned.stdout and "(none)" not in cleaned.stdout

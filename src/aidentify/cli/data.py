@@ -24,7 +24,7 @@ from aidentify.config import AugmentConfig, CleanConfig, DownloadConfig, Prepare
 
 @app.command()
 def download(
-    dataset: Annotated[str, typer.Argument(help="ferplus, affectnet-hq, fer2013 or all (see configs/download.yaml).")],
+    dataset: Annotated[str, typer.Argument(help="ferplus, affectnet-hq, fer2013 or all (see configs/download.yaml); with --from, also a name of your own for a local dataset.")],
     from_path: Annotated[Path | None, typer.Option("--from", help="Import a local .zip/.tar.gz or folder instead of downloading from Kaggle.",
                                                    show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even if this dataset is already here.")] = False,
@@ -146,7 +146,8 @@ def counts_table(title: str, before: dict | None, after: dict) -> Table:
     """Images per class (rows) and split (columns), before -> after."""
     table = Table(title=title)
     table.add_column("class")
-    splits = [s for s in ("train", "val", "test", "(none)") if s in after or (before and s in before)]
+    present = {*after, *(before or {})}
+    splits = [s for s in ("train", "val", "test") if s in present] + sorted(present - {"train", "val", "test"})
     for split in splits:
         table.add_column(split, justify="right")
     extra = sorted({label for counts in [*(before or {}).values(), *after.values()] for label in counts}
@@ -179,5 +180,5 @@ def reasons_table(by_reason: dict, total: int) -> Table:
     for reason, count in sorted(by_reason.items(), key=lambda kv: -kv[1]):
         table.add_row(reason, str(count), f"{count / max(total, 1):.1%}")
     if not by_reason:
-        table.add_row("(none)", "0", "0%")
+        table.add_row("nothing dropped", "0", "0%")
     return table

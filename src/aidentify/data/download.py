@@ -27,7 +27,7 @@ from typing import Any
 
 from aidentify.config import DatasetSource, DownloadConfig, dump_config
 from aidentify.data.archive import extract_archive, is_archive
-from aidentify.data.manifest import MANIFEST_NAME, relative_path, write_manifest
+from aidentify.data.manifest import MANIFEST_NAME, NO_SPLIT, relative_path, write_manifest
 from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, CredentialsError, DataError, DownloadError
 from aidentify.files import atomic_write_text, fresh_partial_dir, sha256_file
@@ -132,7 +132,7 @@ def _download_one(
         }
         atomic_write_text(partial / RECORD_NAME, json.dumps(record, indent=2))
         atomic_write_text(partial / "config.yaml", dump_config(config))
-    by_split = {k or "(none)": int(v) for k, v in frame["split"].value_counts().sort_index().items()}
+    by_split = {k or NO_SPLIT: int(v) for k, v in frame["split"].value_counts().sort_index().items()}
     return DownloadResult(name, final, skipped=False, layout=found.layout, images=len(frame),
                           by_split=by_split, notes=found.notes)
 
