@@ -146,3 +146,16 @@ def test_local_folder_with_a_timeline_csv_reports_class_folders_and_no_split(wor
     assert "ignored happy.csv" in result.stdout and "(none)" not in result.stdout
     cleaned = invoke("clean")
     assert cleaned.exit_code == 0 and "no split" in cleaned.stdout and "(none)" not in cleaned.stdout
+
+
+def test_download_without_a_dataset_names_the_choices(workdir):
+    _assert_one_line_error(invoke("download"), "error: name a dataset: ferplus, fer2013, affectnet-hq or all",
+                           "(e.g. aidentify download ferplus)")
+
+
+def test_download_from_a_csv_file_asks_for_its_folder(workdir):
+    (workdir / "fer2013.csv").write_text("emotion,pixels,Usage\n")
+    _assert_one_line_error(invoke("download", "fer2013", "--from", "fer2013.csv"),
+                           "--from expects a folder or a .zip/.tar.gz archive",
+                           "pass the folder that holds fer2013.csv")
+    assert not (workdir / "data/raw/fer2013").exists()

@@ -24,7 +24,7 @@ from aidentify.config import AugmentConfig, CleanConfig, DownloadConfig, Prepare
 
 @app.command()
 def download(
-    dataset: Annotated[str, typer.Argument(help="ferplus, affectnet-hq, fer2013 or all (see configs/download.yaml); with --from, also a name of your own for a local dataset.")],
+    dataset: Annotated[str | None, typer.Argument(metavar="DATASET", show_default=False, help="ferplus, affectnet-hq, fer2013 or all (see configs/download.yaml); with --from, also a name of your own for a local dataset.")] = None,
     from_path: Annotated[Path | None, typer.Option("--from", help="Import a local .zip/.tar.gz or folder instead of downloading from Kaggle.",
                                                    show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even if this dataset is already here.")] = False,

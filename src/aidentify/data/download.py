@@ -59,7 +59,7 @@ class DownloadResult:
 
 def download(
     config: DownloadConfig,
-    name: str,
+    name: str | None,
     from_path: Path | None = None,
     force: bool = False,
     progress: ProgressFn = no_progress,
@@ -70,6 +70,10 @@ def download(
     instead of Kaggle. A dataset already downloaded from the same source is
     not fetched again unless ``force`` is set.
     """
+    if not name:
+        known = ", ".join(config.datasets)
+        raise ConfigError(f"name a dataset: {known} or all (e.g. aidentify download "
+                          f"{next(iter(config.datasets), 'ferplus')})")
     if name == "all":
         if from_path is not None:
             raise ConfigError("--from imports one dataset; name it (e.g. `download ferplus --from ...`)")
@@ -193,7 +197,8 @@ def _import_local(path: Path, files_dir: Path, progress: ProgressFn) -> dict[str
         shutil.copytree(path, files_dir, dirs_exist_ok=True)
         return {}
     if not is_archive(path):
-        raise DataError(f"--from expects a folder or a .zip/.tar.gz archive, got {path}")
+        hint = f"; pass the folder that holds {path.name}" if path.suffix.lower() == ".csv" else ""
+        raise DataError(f"--from expects a folder or a .zip/.tar.gz archive, got {path}{hint}")
     extract_archive(path, files_dir, progress)
     return {path.name: sha256_file(path)}
 
