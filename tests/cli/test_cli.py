@@ -159,3 +159,14 @@ def test_download_from_a_csv_file_asks_for_its_folder(workdir):
                            "--from expects a folder or a .zip/.tar.gz archive",
                            "pass the folder that holds fer2013.csv")
     assert not (workdir / "data/raw/fer2013").exists()
+
+
+def test_clean_warns_on_stderr_when_a_tiny_dataset_gets_no_val(workdir):
+    from conftest import texture, write_image
+
+    for i in range(2):
+        write_image(workdir / "ds" / "happy" / f"img{i}.png", texture(i))
+    assert invoke("download", "tiny", "--from", "ds").exit_code == 0
+    result = invoke("clean")
+    assert result.exit_code == 0
+    assert "warning: tiny: the carved val split is empty" in result.stderr

@@ -193,3 +193,28 @@ def test_keeping_no_image_is_an_error_and_writes_nothing(workdir):
     with pytest.raises(DataError, match=r"clean kept none of the 2 images \(missing 2; .*file not found"):
         clean(_config())
     assert not (workdir / "data/clean").exists()
+
+
+def test_a_tiny_dataset_gets_a_warning_when_a_carved_split_is_empty(workdir):
+    src = workdir / "src"
+    for i in range(3):
+        write_image(src / "happy" / f"h{i}.png", texture(i))
+        write_image(src / "sad" / f"s{i}.png", texture(10 + i))
+    _download_tree(workdir, src, name="tiny")
+    result = clean(_config())
+    assert result.report["carved_splits"] == {"tiny": {"test": 0, "val": 0}}
+    [test_warning, val_warning] = result.report["warnings"]
+    assert test_warning.startswith("tiny: the carved test split is empty")
+    assert "a class needs at least 6" in val_warning and "a val/ folder" in val_warning
+
+
+def test_training_without_val_images_says_what_to_do(workdir):
+    from aidentify.errors import DataError
+    from aidentify.train.data import load_training_input
+
+    folder = workdir / "data/augmented"
+    folder.mkdir(parents=True)
+    (folder / "manifest.csv").write_text("path,label,split,source,id\na.png,happiness,train,x,x/a\n"
+                                         "b.png,sadness,train,x,x/b\n")
+    with pytest.raises(DataError, match=r"found 2 train, 0 val\); add images .* own val split"):
+        load_training_input(folder, "majority", None, 0)

@@ -15,6 +15,7 @@ from aidentify.cli.app import (
     VerboseOption,
     app,
     console,
+    err_console,
     progress_bar,
     run_guarded,
     say_config,
@@ -77,6 +78,8 @@ def clean(
         for source, splits in report["carved_splits"].items():
             carved = ", ".join(f"{n} to {s}" for s, n in splits.items())
             console.print(f"[dim]{source} had no such split: carved {carved} from train[/]")
+        for warning in report.get("warnings", []):
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         console.print(f"kept {report['kept']} of {report['input_images']} images -> "
                       f"{result.out_dir}/manifest.csv (dropped list: {result.out_dir}/dropped.csv)")
 

@@ -84,6 +84,7 @@ def _clean(config: CleanConfig, progress: ProgressFn) -> StageResult:
         "dropped": int(len(dropped)),
         "dropped_by_reason": {k: int(v) for k, v in dropped["reason"].value_counts().items()},
         "carved_splits": carved,
+        "warnings": _empty_carve_warnings(carved, config),
         "before": before,
         "after": counts_by_split_and_class(keep),
     }
@@ -326,6 +327,31 @@ def _drop_duplicates(frame: pd.DataFrame, max_distance: int, drops) -> pd.DataFr
     ]
     record_drop(drops, frame.iloc[dropped_idx], "duplicate", details)
     return frame[keep_mask].reset_index(drop=True)
+
+
+def _empty_carve_warnings(carved: dict[str, dict[str, int]], config: CleanConfig) -> list[str]:
+    """One line per carved split that got no image (too few images per class)."""
+    warnings = []
+    for source, splits in carved.items():
+        for split, count in splits.items():
+            if count:
+                continue
+            fraction = getattr(config.splits, f"{split}_fraction")
+            needed = _images_for_one(fraction)
+            warnings.append(
+                f"{source}: the carved {split} split is empty ({fraction:g} of a class's training "
+                f"images rounds to none; a class needs at least {needed}); add images, or give the "
+                f"dataset its own {split} split (a {split}/ folder)"
+                + ("; train needs val images" if split == "val" else ""))
+    return warnings
+
+
+def _images_for_one(fraction: float) -> int:
+    """The fewest images of a class from which ``fraction`` carves at least one."""
+    n = 1
+    while int(round(fraction * n)) < 1:
+        n += 1
+    return n
 
 
 def _carve_missing_splits(frame: pd.DataFrame, config: CleanConfig) -> tuple[pd.DataFrame, dict]:
