@@ -130,3 +130,43 @@ def test_a_stage_already_writing_its_folder_is_one_line_naming_the_other_process
     finally:
         other.kill()
         other.wait()
+
+
+def test_local_folder_with_a_timeline_csv_reports_class_folders_and_no_split(workdir):
+    from conftest import texture, write_image
+
+    for i, folder in enumerate(("happy", "happy", "sad", "angry")):
+        write_image(workdir / "ds" / folder / f"img{i}.png", texture(i))
+    (workdir / "ds" / "happy.csv").write_text(
+        "time_s,frame,file,track_id,x,y,w,h,p_neutral,label,confidence\n"
+        "0.0,0,frame0000.png,1,1,2,3,4,0.5,happiness,0.9\n")
+    result = invoke("download", "myfaces", "--from", "ds")
+    assert result.exit_code == 0, result.output
+    assert "4 images (no split 4), layout class-folders" in result.stdout
+    assert "ignored happy.csv" in result.stdout and "(none)" not in result.stdout
+    cleaned = invoke("clean")
+    assert cleaned.exit_code == 0 and "no split" in cleaned.stdout and "(none)" not in cleaned.stdout
+
+
+def test_download_without_a_dataset_names_the_choices(workdir):
+    _assert_one_line_error(invoke("download"), "error: name a dataset: ferplus, fer2013, affectnet-hq or all",
+                           "(e.g. aidentify download ferplus)")
+
+
+def test_download_from_a_csv_file_asks_for_its_folder(workdir):
+    (workdir / "fer2013.csv").write_text("emotion,pixels,Usage\n")
+    _assert_one_line_error(invoke("download", "fer2013", "--from", "fer2013.csv"),
+                           "--from expects a folder or a .zip/.tar.gz archive",
+                           "pass the folder that holds fer2013.csv")
+    assert not (workdir / "data/raw/fer2013").exists()
+
+
+def test_clean_warns_on_stderr_when_a_tiny_dataset_gets_no_val(workdir):
+    from conftest import texture, write_image
+
+    for i in range(2):
+        write_image(workdir / "ds" / "happy" / f"img{i}.png", texture(i))
+    assert invoke("download", "tiny", "--from", "ds").exit_code == 0
+    result = invoke("clean")
+    assert result.exit_code == 0
+    assert "warning: tiny: the carved val split is empty" in result.stderr

@@ -167,3 +167,54 @@ def test_a_killed_downloads_old_and_partial_copies_are_not_read(workdir):
     result = clean(_config(splits={"val_fraction": 0, "test_fraction": 0}))
     assert result.report["input_images"] == 6
     assert set(pd.read_csv(workdir / "data/clean/manifest.csv")["source"]) == {"ferplus"}
+
+
+def test_a_missing_file_is_dropped_as_not_found_not_as_undecodable(workdir):
+    src = workdir / "src"
+    for i in range(3):
+        write_image(src / "happy" / f"h{i}.png", texture(i))
+    write_image(src / "happy" / "gone.png", texture(9))
+    _download_tree(workdir, src, name="mine")
+    (workdir / "data/raw/mine/files/happy/gone.png").unlink()
+    clean(_config(splits={"val_fraction": 0, "test_fraction": 0}))
+    dropped = pd.read_csv(workdir / "data/clean/dropped.csv")
+    assert list(dropped["reason"]) == ["missing"] and list(dropped["detail"]) == ["file not found"]
+
+
+def test_keeping_no_image_is_an_error_and_writes_nothing(workdir):
+    from aidentify.errors import DataError
+
+    src = workdir / "src"
+    for i in range(2):
+        write_image(src / "happy" / f"h{i}.png", texture(i))
+    _download_tree(workdir, src, name="mine")
+    for image in (workdir / "data/raw/mine/files/happy").iterdir():
+        image.unlink()
+    with pytest.raises(DataError, match=r"clean kept none of the 2 images \(missing 2; .*file not found"):
+        clean(_config())
+    assert not (workdir / "data/clean").exists()
+
+
+def test_a_tiny_dataset_gets_a_warning_when_a_carved_split_is_empty(workdir):
+    src = workdir / "src"
+    for i in range(3):
+        write_image(src / "happy" / f"h{i}.png", texture(i))
+        write_image(src / "sad" / f"s{i}.png", texture(10 + i))
+    _download_tree(workdir, src, name="tiny")
+    result = clean(_config())
+    assert result.report["carved_splits"] == {"tiny": {"test": 0, "val": 0}}
+    [test_warning, val_warning] = result.report["warnings"]
+    assert test_warning.startswith("tiny: the carved test split is empty")
+    assert "a class needs at least 6" in val_warning and "a val/ folder" in val_warning
+
+
+def test_training_without_val_images_says_what_to_do(workdir):
+    from aidentify.errors import DataError
+    from aidentify.train.data import load_training_input
+
+    folder = workdir / "data/augmented"
+    folder.mkdir(parents=True)
+    (folder / "manifest.csv").write_text("path,label,split,source,id\na.png,happiness,train,x,x/a\n"
+                                         "b.png,sadness,train,x,x/b\n")
+    with pytest.raises(DataError, match=r"found 2 train, 0 val\); add images .* own val split"):
+        load_training_input(folder, "majority", None, 0)

@@ -96,6 +96,10 @@ def kaggle_calls(monkeypatch, tmp_path):
             raise requests.HTTPError("401 Client Error: Unauthorized", response=_FakeResponse(401))
         if dataset == "owner/missing":
             raise requests.HTTPError("404 Client Error: Not Found", response=_FakeResponse(404))
+        if dataset == "owner/offline":
+            raise _no_dns()
+        if dataset == "owner/slow":
+            raise requests.ConnectTimeout("HTTPSConnectionPool(host='api.kaggle.com', port=443): timed out")
         zip_folder(source, Path(path) / (dataset.split("/")[1] + ".zip"))
 
     from pathlib import Path
@@ -173,3 +177,48 @@ def test_kaggle_json_without_a_key_says_so(workdir):
     kaggle_json.write_text('{"username": "someone"}')
     with pytest.raises(CredentialsError, match=r"kaggle\.json has no 'key'"):
         download_module._kaggle_api()
+
+
+def _no_dns() -> Exception:
+    """What requests raises when api.kaggle.com does not resolve (built as urllib3 builds it)."""
+    import socket
+
+    from urllib3.connection import HTTPSConnection
+    from urllib3.connectionpool import HTTPSConnectionPool
+    from urllib3.exceptions import MaxRetryError, NameResolutionError
+
+    conn = HTTPSConnection("api.kaggle.com", 443)
+    reason = NameResolutionError("api.kaggle.com", conn, socket.gaierror(-2, "Name or service not known"))
+    pool = HTTPSConnectionPool("api.kaggle.com", 443)
+    try:
+        raise MaxRetryError(pool, "/api/v1/datasets/download/owner/offline", reason) from reason
+    except MaxRetryError as exc:
+        try:
+            raise requests.ConnectionError(exc)
+        except requests.ConnectionError as outer:
+            return outer
+
+
+def test_kaggle_unreachable_says_why_in_a_few_words_and_offers_from(workdir, kaggle_calls):
+    with pytest.raises(DownloadError) as err:
+        download(_config_with("owner/offline"), "mirror")
+    assert str(err.value) == (
+        "could not reach Kaggle (api.kaggle.com): name resolution failed; check the connection, "
+        "or download the archive elsewhere and use `aidentify download mirror --from PATH`")
+    with pytest.raises(DownloadError, match=r"could not reach Kaggle .*: the connection timed out; .*--from PATH"):
+        download(_config_with("owner/slow"), "mirror")
+    assert not (workdir / "data/raw/mirror").exists()
+
+
+def test_an_access_token_that_cannot_be_checked_offline_is_not_called_rejected(workdir, monkeypatch):
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "some-token")
+
+    def authenticate(self):
+        raise _no_dns()
+
+    monkeypatch.setattr(KaggleApi, "authenticate", authenticate)
+    with pytest.raises(DownloadError, match=r"could not reach Kaggle \(api.kaggle.com\): name resolution") as err:
+        download_module._kaggle_api("ferplus")
+    assert not isinstance(err.value, CredentialsError)

@@ -132,3 +132,25 @@ def test_a_second_prepare_at_once_is_refused_and_leaves_the_first_ones_staging_a
     assert refusals == [f"data/prepared is being written by process {os.getpid()}; wait for it or stop it first"]
     assert result.report["kept"] == 150 and result.report["resumed_from"] == 0
     assert not (workdir / "data/.prepared.lock").exists()
+
+
+def test_keeping_no_image_is_an_error_that_says_what_to_change(workdir):
+    from aidentify.errors import DataError
+
+    src = workdir / "src"
+    for i in range(2):
+        write_image(src / "sad" / f"t{i}.png", texture(40 + i, 120))
+    download(DownloadConfig(), "textures", from_path=src)
+    clean(CleanConfig(workers=1, splits=NO_CARVE))
+    with pytest.raises(DataError, match=r"prepare kept none of the 2 images \(no_face 2\).*faces.detect=fallback"):
+        prepare(PrepareConfig(image_size=48, workers=1, faces={"detect": "always", "detector": "haar"}))
+    assert not (workdir / "data/prepared").exists()
+
+
+def test_an_empty_input_manifest_is_refused(workdir):
+    from aidentify.errors import DataError
+
+    (workdir / "data/clean").mkdir(parents=True)
+    (workdir / "data/clean/manifest.csv").write_text("path,label,split,source,id\n")
+    with pytest.raises(DataError, match=r"manifest.csv lists no images; run `aidentify clean` again"):
+        prepare(PrepareConfig(workers=1))

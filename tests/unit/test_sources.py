@@ -103,3 +103,38 @@ def test_unknown_layout_lists_what_was_looked_for(tmp_path):
                                            ("PrivateTest", "test"), ("images", None)])
 def test_split_names(name, expected):
     assert split_name(name) == expected
+
+
+def _timeline_csv(path, frames: int) -> None:
+    """What `aidentify live --timeline` writes: file and label columns, but frames not on disk."""
+    rows = [f"{i / 10},{i},frame{i:04d}.png,1,1,2,3,4,0.5,happiness,0.9" for i in range(frames)]
+    path.write_text("time_s,frame,file,track_id,x,y,w,h,p_neutral,label,confidence\n" + "\n".join(rows) + "\n")
+
+
+def test_a_csv_whose_paths_are_not_images_here_is_not_a_label_file(tmp_path):
+    root = tmp_path / "src"
+    for i, folder in enumerate(("happy", "happy", "sad", "angry")):
+        write_image(root / folder / f"img{i}.png", texture(i))
+    _timeline_csv(root / "happy.csv", 4)
+    found = index_dataset(root, "mine", tmp_path / "derived")
+    assert found.layout == "class-folders"
+    assert sorted(found.frame["label"]) == ["anger", "happiness", "happiness", "sadness"]
+    assert any("ignored happy.csv" in note and "4 of the 4" in note for note in found.notes)
+
+
+def test_an_ignored_csv_is_named_when_no_layout_is_found(tmp_path):
+    root = tmp_path / "src"
+    root.mkdir()
+    _timeline_csv(root / "log.csv", 3)
+    with pytest.raises(DataError, match=r"unrecognised dataset layout.*ignored log\.csv.*3 of the 3"):
+        index_dataset(root, "mine", tmp_path / "derived")
+
+
+def test_a_label_csv_with_a_few_missing_images_is_kept_and_says_so(tmp_path):
+    root = tmp_path / "src"
+    write_image(root / "a.jpg", texture(1))
+    write_image(root / "b.jpg", texture(2))
+    (root / "labels.csv").write_text("pth,label\na.jpg,happy\nb.jpg,sad\ngone.jpg,sad\n")
+    found = index_dataset(root, "mine", tmp_path / "derived")
+    assert found.layout == "label-csv" and len(found.frame) == 3
+    assert any("1 of the 3 images it lists are not here" in note for note in found.notes)

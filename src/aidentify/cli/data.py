@@ -15,6 +15,7 @@ from aidentify.cli.app import (
     VerboseOption,
     app,
     console,
+    err_console,
     progress_bar,
     run_guarded,
     say_config,
@@ -24,7 +25,7 @@ from aidentify.config import AugmentConfig, CleanConfig, DownloadConfig, Prepare
 
 @app.command()
 def download(
-    dataset: Annotated[str, typer.Argument(help="ferplus, affectnet-hq, fer2013 or all (see configs/download.yaml).")],
+    dataset: Annotated[str | None, typer.Argument(metavar="DATASET", show_default=False, help="ferplus, affectnet-hq, fer2013 or all (see configs/download.yaml); with --from, also a name of your own for a local dataset.")] = None,
     from_path: Annotated[Path | None, typer.Option("--from", help="Import a local .zip/.tar.gz or folder instead of downloading from Kaggle.",
                                                    show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even if this dataset is already here.")] = False,
@@ -77,6 +78,8 @@ def clean(
         for source, splits in report["carved_splits"].items():
             carved = ", ".join(f"{n} to {s}" for s, n in splits.items())
             console.print(f"[dim]{source} had no such split: carved {carved} from train[/]")
+        for warning in report.get("warnings", []):
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         console.print(f"kept {report['kept']} of {report['input_images']} images -> "
                       f"{result.out_dir}/manifest.csv (dropped list: {result.out_dir}/dropped.csv)")
 
@@ -146,7 +149,8 @@ def counts_table(title: str, before: dict | None, after: dict) -> Table:
     """Images per class (rows) and split (columns), before -> after."""
     table = Table(title=title)
     table.add_column("class")
-    splits = [s for s in ("train", "val", "test", "(none)") if s in after or (before and s in before)]
+    present = {*after, *(before or {})}
+    splits = [s for s in ("train", "val", "test") if s in present] + sorted(present - {"train", "val", "test"})
     for split in splits:
         table.add_column(split, justify="right")
     extra = sorted({label for counts in [*(before or {}).values(), *after.values()] for label in counts}
@@ -179,5 +183,5 @@ def reasons_table(by_reason: dict, total: int) -> Table:
     for reason, count in sorted(by_reason.items(), key=lambda kv: -kv[1]):
         table.add_row(reason, str(count), f"{count / max(total, 1):.1%}")
     if not by_reason:
-        table.add_row("(none)", "0", "0%")
+        table.add_row("nothing dropped", "0", "0%")
     return table

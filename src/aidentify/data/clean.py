@@ -43,7 +43,7 @@ from aidentify.data.manifest import (
     write_manifest,
     write_table,
 )
-from aidentify.errors import StageInputMissing
+from aidentify.errors import DataError, StageInputMissing
 from aidentify.files import atomic_write_text, fresh_partial_dir, is_unfinished_name
 from aidentify.processes import lock_output_folder, process_pool
 from aidentify.progress import ProgressFn, no_progress
@@ -66,6 +66,8 @@ def _clean(config: CleanConfig, progress: ProgressFn) -> StageResult:
     keep = _inspect_images(keep, config, drops, progress)
     if config.dedup.enabled:
         keep = _drop_duplicates(keep, config.dedup.max_distance, drops)
+    if keep.empty:
+        raise DataError(_nothing_kept(len(raw), drops, Path(config.raw_dir)))
     keep, carved = _carve_missing_splits(keep, config)
 
     out_dir = Path(config.out_dir)
@@ -82,6 +84,7 @@ def _clean(config: CleanConfig, progress: ProgressFn) -> StageResult:
         "dropped": int(len(dropped)),
         "dropped_by_reason": {k: int(v) for k, v in dropped["reason"].value_counts().items()},
         "carved_splits": carved,
+        "warnings": _empty_carve_warnings(carved, config),
         "before": before,
         "after": counts_by_split_and_class(keep),
     }
@@ -114,6 +117,16 @@ def _load_raw_manifests(raw_dir: Path, sources: list[str] | None) -> pd.DataFram
                 frame[column] = np.nan
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _nothing_kept(total: int, drops: list[pd.DataFrame], raw_dir: Path) -> str:
+    """Why ``clean`` kept none of ``total`` images: counts per reason and one example."""
+    dropped = pd.concat(drops, ignore_index=True)
+    reasons = ", ".join(f"{reason} {n}" for reason, n in dropped["reason"].value_counts().items())
+    first = dropped.iloc[0]
+    return (f"clean kept none of the {total} images ({reasons}; e.g. {first['abs_path']}: "
+            f"{first['detail']}); nothing was written. Check the dataset in {raw_dir} "
+            "(its manifest.csv lists the images), or download it again with --force")
 
 
 def record_drop(drops: list[pd.DataFrame], rows: pd.DataFrame, reason: str, detail) -> None:
@@ -199,8 +212,8 @@ def _inspect_images(frame: pd.DataFrame, config: CleanConfig, drops, progress) -
     problem, width, height, std, md5, phash = zip(*results) if results else ([],) * 6
     frame = frame.assign(problem=list(problem), width=list(width), height=list(height),
                          std=list(std), md5=list(md5), phash_int=list(phash))
-    for reason in ("missing", "unreadable"):
-        record_drop(drops, frame[frame["problem"] == reason], reason, "could not decode the file")
+    record_drop(drops, frame[frame["problem"] == "missing"], "missing", "file not found")
+    record_drop(drops, frame[frame["problem"] == "unreadable"], "unreadable", "could not decode the file")
     large = frame["problem"] == "too_large"
     record_drop(drops, frame[large], "too_large",
                 [f"{w}x{h} = {w * h} pixels > max_pixels {config.max_pixels}; not decoded"
@@ -314,6 +327,31 @@ def _drop_duplicates(frame: pd.DataFrame, max_distance: int, drops) -> pd.DataFr
     ]
     record_drop(drops, frame.iloc[dropped_idx], "duplicate", details)
     return frame[keep_mask].reset_index(drop=True)
+
+
+def _empty_carve_warnings(carved: dict[str, dict[str, int]], config: CleanConfig) -> list[str]:
+    """One line per carved split that got no image (too few images per class)."""
+    warnings = []
+    for source, splits in carved.items():
+        for split, count in splits.items():
+            if count:
+                continue
+            fraction = getattr(config.splits, f"{split}_fraction")
+            needed = _images_for_one(fraction)
+            warnings.append(
+                f"{source}: the carved {split} split is empty ({fraction:g} of a class's training "
+                f"images rounds to none; a class needs at least {needed}); add images, or give the "
+                f"dataset its own {split} split (a {split}/ folder)"
+                + ("; train needs val images" if split == "val" else ""))
+    return warnings
+
+
+def _images_for_one(fraction: float) -> int:
+    """The fewest images of a class from which ``fraction`` carves at least one."""
+    n = 1
+    while int(round(fraction * n)) < 1:
+        n += 1
+    return n
 
 
 def _carve_missing_splits(frame: pd.DataFrame, config: CleanConfig) -> tuple[pd.DataFrame, dict]:

@@ -27,7 +27,8 @@ from typing import Any
 
 from aidentify.config import DatasetSource, DownloadConfig, dump_config
 from aidentify.data.archive import extract_archive, is_archive
-from aidentify.data.manifest import MANIFEST_NAME, relative_path, write_manifest
+from aidentify.data.manifest import MANIFEST_NAME, NO_SPLIT, relative_path, write_manifest
+from aidentify.data.network import network_failure
 from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, CredentialsError, DataError, DownloadError
 from aidentify.files import atomic_write_text, fresh_partial_dir, sha256_file
@@ -58,7 +59,7 @@ class DownloadResult:
 
 def download(
     config: DownloadConfig,
-    name: str,
+    name: str | None,
     from_path: Path | None = None,
     force: bool = False,
     progress: ProgressFn = no_progress,
@@ -69,6 +70,10 @@ def download(
     instead of Kaggle. A dataset already downloaded from the same source is
     not fetched again unless ``force`` is set.
     """
+    if not name:
+        known = ", ".join(config.datasets)
+        raise ConfigError(f"name a dataset: {known} or all (e.g. aidentify download "
+                          f"{next(iter(config.datasets), 'ferplus')})")
     if name == "all":
         if from_path is not None:
             raise ConfigError("--from imports one dataset; name it (e.g. `download ferplus --from ...`)")
@@ -113,7 +118,7 @@ def _download_one(
             checksums = _import_local(Path(from_path), files_dir, progress)
         else:
             assert source is not None
-            checksums = _fetch_from_kaggle(source, partial / ".download", files_dir, progress)
+            checksums = _fetch_from_kaggle(name, source, partial / ".download", files_dir, progress)
         _extract_nested_archives(files_dir, progress)
         try:
             found = index_dataset(files_dir, source=name, derived_dir=partial, progress=progress)
@@ -132,7 +137,7 @@ def _download_one(
         }
         atomic_write_text(partial / RECORD_NAME, json.dumps(record, indent=2))
         atomic_write_text(partial / "config.yaml", dump_config(config))
-    by_split = {k or "(none)": int(v) for k, v in frame["split"].value_counts().sort_index().items()}
+    by_split = {k or NO_SPLIT: int(v) for k, v in frame["split"].value_counts().sort_index().items()}
     return DownloadResult(name, final, skipped=False, layout=found.layout, images=len(frame),
                           by_split=by_split, notes=found.notes)
 
@@ -192,7 +197,8 @@ def _import_local(path: Path, files_dir: Path, progress: ProgressFn) -> dict[str
         shutil.copytree(path, files_dir, dirs_exist_ok=True)
         return {}
     if not is_archive(path):
-        raise DataError(f"--from expects a folder or a .zip/.tar.gz archive, got {path}")
+        hint = f"; pass the folder that holds {path.name}" if path.suffix.lower() == ".csv" else ""
+        raise DataError(f"--from expects a folder or a .zip/.tar.gz archive, got {path}{hint}")
     extract_archive(path, files_dir, progress)
     return {path.name: sha256_file(path)}
 
@@ -268,7 +274,7 @@ def check_kaggle_json() -> None:
         raise CredentialsError(f"{path} has no {' or '.join(repr(k) for k in missing)}; {fix}")
 
 
-def _kaggle_api() -> Any:
+def _kaggle_api(name: str = "NAME") -> Any:
     """An authenticated ``KaggleApi``; imported here so only `download` pays for it."""
     if kaggle_credentials_source() is None:
         raise CredentialsError(f"no Kaggle credentials found; {CREDENTIALS_HELP}")
@@ -283,21 +289,23 @@ def _kaggle_api() -> Any:
     except ImportError:
         raise DownloadError("the kaggle package is missing; run `make install`") from None
     except (SystemExit, Exception) as exc:  # the client exits(1) on bad credentials
+        if network_failure(exc) is not None:  # an access token is checked online
+            raise _unreachable(name, exc) from None
         raise CredentialsError(f"Kaggle did not accept the credentials ({_short(exc)}); {CREDENTIALS_HELP}") from None
     return api
 
 
 def _fetch_from_kaggle(
-    source: DatasetSource, download_dir: Path, files_dir: Path, progress: ProgressFn
+    name: str, source: DatasetSource, download_dir: Path, files_dir: Path, progress: ProgressFn
 ) -> dict[str, str]:
-    api = _kaggle_api()
+    api = _kaggle_api(name)
     download_dir.mkdir(parents=True, exist_ok=True)
     for n, item in enumerate(source.kaggle):
         progress(f"kaggle {item.ref}", n, len(source.kaggle))
         try:
             _fetch_item(api, item, download_dir)
         except (SystemExit, Exception) as exc:
-            raise _explain_kaggle_failure(item.kind, item.ref, exc) from None
+            raise _explain_kaggle_failure(name, item.kind, item.ref, exc) from None
     progress("kaggle", len(source.kaggle), len(source.kaggle))
     checksums = {}
     for path in sorted(download_dir.iterdir()):
@@ -327,7 +335,9 @@ def _fetch_item(api: Any, item: Any, download_dir: Path) -> None:
         api.dataset_download_files(item.ref, path=path, quiet=True, unzip=False)
 
 
-def _explain_kaggle_failure(kind: str, ref: str, exc: BaseException) -> Exception:
+def _explain_kaggle_failure(name: str, kind: str, ref: str, exc: BaseException) -> Exception:
+    if network_failure(exc) is not None:
+        return _unreachable(name, exc)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     text = _short(exc)
     if status == 401 or "401" in text or "unauthorized" in text.lower():
@@ -338,7 +348,18 @@ def _explain_kaggle_failure(kind: str, ref: str, exc: BaseException) -> Exceptio
         return DownloadError(f"Kaggle refused access to {ref} (403); {hint}")
     if status == 404 or "404" in text:
         return DownloadError(f"Kaggle has no {kind} '{ref}' (404); fix its ref in configs/download.yaml")
-    return DownloadError(f"download of {ref} from Kaggle failed: {text}; check your connection and retry")
+    return DownloadError(f"download of {ref} from Kaggle failed: {text}; retry, or download the archive "
+                         f"elsewhere and use `aidentify download {name} --from PATH`")
+
+
+def _unreachable(name: str, exc: BaseException) -> DownloadError:
+    """Kaggle could not be reached at all: say why in a few words, and the offline way."""
+    failure = network_failure(exc)
+    assert failure is not None
+    return DownloadError(
+        f"could not reach Kaggle ({failure.host or 'api.kaggle.com'}): {failure.reason}; check the "
+        f"connection, or download the archive elsewhere and use `aidentify download {name} --from PATH`"
+    )
 
 
 def _short(exc: BaseException) -> str:

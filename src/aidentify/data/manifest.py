@@ -25,6 +25,7 @@ MANIFEST_NAME = "manifest.csv"
 DROPPED_NAME = "dropped.csv"
 REQUIRED_COLUMNS = ("path", "label", "split", "source", "id")
 SPLITS = ("train", "val", "test")
+NO_SPLIT = "no split"  # how reports show images whose dataset gives them no split
 
 # Vote columns hold FER+ tagger counts; empty where a dataset has no votes.
 VOTE_PREFIX = "votes_"
@@ -77,6 +78,9 @@ def read_manifest(folder: Path, produced_by: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path} is not an AIdentify manifest (missing columns: {', '.join(missing)})")
+    if frame.empty:
+        raise DataError(f"{path} lists no images; run `aidentify {produced_by}` again and check "
+                        "what it reports")
     for column in ALL_VOTE_COLUMNS:
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
@@ -102,7 +106,7 @@ def counts_by_split_and_class(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
         return table
     grouped = frame.groupby(["split", "label"]).size()
     for (split, label), count in grouped.items():
-        table.setdefault(split or "(none)", {})[label] = int(count)
+        table.setdefault(split or NO_SPLIT, {})[label] = int(count)
     return table
 
 

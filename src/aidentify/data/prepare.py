@@ -47,6 +47,7 @@ from aidentify.data.manifest import (
     write_manifest,
     write_table,
 )
+from aidentify.errors import DataError
 from aidentify.files import atomic_write_text, partial_dir_for, promote_dir
 from aidentify.processes import lock_output_folder, process_pool
 from aidentify.progress import ProgressFn, no_progress
@@ -171,11 +172,24 @@ def _prepare_chunk(chunk, faces, image_size: int, partial: str) -> list[list[str
     return rows
 
 
+def _nothing_kept(outcomes: pd.Series, clean_dir: Path) -> str:
+    """Why ``prepare`` kept none of its images, and what to change."""
+    counts = ", ".join(f"{k} {v}" for k, v in outcomes.value_counts().items())
+    if (outcomes == "no_face").any():
+        hint = ("images without a detected face are dropped under faces.detect=always; "
+                "--set faces.detect=fallback keeps them whole")
+    else:
+        hint = f"check the images {clean_dir}/manifest.csv points to, then run `aidentify clean` again"
+    return f"prepare kept none of the {len(outcomes)} images ({counts}); nothing was written; {hint}"
+
+
 def _finish(frame, done, config, partial: Path, out_dir: Path, resumed: int) -> StageResult:
     """Write manifest, dropped list and report from the journal; swap the folder in."""
     journal = pd.DataFrame(list(done.values()), columns=list(JOURNAL_FIELDS))
     merged = frame.merge(journal, on="id", how="left")
     kept_mask = merged["outcome"].isin(["face", "whole", "fallback_whole"])
+    if not kept_mask.any():
+        raise DataError(_nothing_kept(merged["outcome"], Path(config.clean_dir)))
     kept = merged[kept_mask].copy()
     kept["path"] = kept["out_rel"]
     vote_columns = [c for c in EMOTION_VOTE_COLUMNS if c in kept.columns]

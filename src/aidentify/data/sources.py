@@ -15,6 +15,7 @@ preference:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -88,13 +89,19 @@ def index_dataset(
     if not root.is_dir():
         raise DataError(f"dataset folder not found: {root}")
     files = sorted(_walk_files(root))
-    for reader in (_read_ferplus_folders, _read_pixel_csv, _read_label_csv, _read_class_folders):
+    ignored: list[str] = []  # CSVs that looked like label files but list no images here
+    readers = (_read_ferplus_folders, _read_pixel_csv,
+               functools.partial(_read_label_csv, ignored=ignored), _read_class_folders)
+    for reader in readers:
         found = reader(root, files, source, Path(derived_dir), progress)
         if found is not None:
             found.frame = _finish(found.frame, source)
+            found.notes = ignored + found.notes
             return found
     shown = ", ".join(sorted({p.relative_to(root).parts[0] for p in files})[:8]) or "nothing"
-    raise DataError(f"unrecognised dataset layout in {root} (found: {shown}); looked for: {LAYOUTS_LOOKED_FOR}")
+    also = f"; {'; '.join(ignored)}" if ignored else ""
+    raise DataError(f"unrecognised dataset layout in {root} (found: {shown}); looked for: "
+                    f"{LAYOUTS_LOOKED_FOR}{also}")
 
 
 def _walk_files(root: Path) -> Iterable[Path]:
@@ -238,7 +245,13 @@ def _ferplus_votes_for(files, table: pd.DataFrame, root: Path, notes: list[str])
 
 
 # ------------------------------------------------------------- CSV of labels
-def _read_label_csv(root, files, source, derived_dir, progress) -> DatasetIndex | None:
+def _read_label_csv(root, files, source, derived_dir, progress, ignored: list[str]) -> DatasetIndex | None:
+    """The first CSV whose path and label columns list images that are here.
+
+    A CSV with the right column names whose paths mostly do not resolve to
+    image files in the folder (a ``live --timeline`` log, say) is not a label
+    file: it is skipped, and ``ignored`` gets a note naming it.
+    """
     for csv_path in (p for p in files if p.suffix.lower() == ".csv"):
         header = csv_header(csv_path)
         path_col = next((c for c in _PATH_COLUMNS if c in header), None)
@@ -246,24 +259,45 @@ def _read_label_csv(root, files, source, derived_dir, progress) -> DatasetIndex 
         if path_col is None or label_col is None or "pixels" in header:
             continue
         table = read_csv_table(csv_path)
-        split_col = next((c for c in _SPLIT_COLUMNS if c in table.columns), None)
-        rows, unknown = [], set()
-        for _, record in table.iterrows():
-            relative = record[path_col].strip()
-            image = _resolve_listed_image(relative, csv_path.parent, root)
-            label = canonical_class(record[label_col])
-            if label is None:
-                unknown.add(record[label_col])
-                label = UNKNOWN
-            split = split_name(record[split_col]) or "" if split_col else _split_from_parents(image, root)
-            rows.append({"path": str(image), "label": label, "split": split,
-                         "id": _image_id(source, root, image) if image.is_relative_to(root)
-                         else f"{source}/{relative}"})
-        notes = [f"labels from {csv_path.relative_to(root)} (they take precedence over folder names)"]
-        if unknown:
-            notes.append(f"labels not mapped to a class (dropped in clean): {sorted(unknown)[:10]}")
-        return DatasetIndex("label-csv", pd.DataFrame(rows), notes)
+        images = [_resolve_listed_image(p.strip(), csv_path.parent, root) for p in table[path_col]]
+        found = sum(_is_image_file(image) for image in images)
+        shown = csv_path.relative_to(root)
+        if found * 2 <= len(images):
+            ignored.append(_not_a_label_file(shown, path_col, label_col, len(images), found))
+            continue
+        return _label_csv_index(root, source, csv_path, table, images, path_col, label_col, found)
     return None
+
+
+def _label_csv_index(root, source, csv_path, table, images, path_col, label_col, found) -> DatasetIndex:
+    split_col = next((c for c in _SPLIT_COLUMNS if c in table.columns), None)
+    rows, unknown = [], set()
+    for (_, record), image in zip(table.iterrows(), images):
+        label = canonical_class(record[label_col])
+        if label is None:
+            unknown.add(record[label_col])
+            label = UNKNOWN
+        split = split_name(record[split_col]) or "" if split_col else _split_from_parents(image, root)
+        rows.append({"path": str(image), "label": label, "split": split,
+                     "id": _image_id(source, root, image) if image.is_relative_to(root)
+                     else f"{source}/{record[path_col].strip()}"})
+    notes = [f"labels from {csv_path.relative_to(root)} (they take precedence over folder names)"]
+    if found < len(images):
+        notes.append(f"{len(images) - found} of the {len(images)} images it lists are not here "
+                     "(dropped in clean as missing)")
+    if unknown:
+        notes.append(f"labels not mapped to a class (dropped in clean): {sorted(unknown)[:10]}")
+    return DatasetIndex("label-csv", pd.DataFrame(rows), notes)
+
+
+def _not_a_label_file(shown: Path, path_col: str, label_col: str, listed: int, found: int) -> str:
+    why = (f"{listed - found} of the {listed} paths it lists are not image files in this folder"
+           if listed else "it lists no images")
+    return f"ignored {shown} ({path_col}/{label_col} columns, but {why}): not a label file"
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
 def _resolve_listed_image(relative: str, csv_dir: Path, root: Path) -> Path:
@@ -271,7 +305,7 @@ def _resolve_listed_image(relative: str, csv_dir: Path, root: Path) -> Path:
         candidate = base / relative
         if candidate.exists():
             return candidate
-    return csv_dir / relative  # missing: clean reports it as unreadable
+    return csv_dir / relative  # missing: clean drops it as missing
 
 
 def _split_from_parents(image: Path, root: Path) -> str:

@@ -49,7 +49,10 @@ def load_training_input(data_dir: Path, labels: str, max_samples: int | None, se
     train, val = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
     if train.empty or val.empty:
         raise DataError(f"{data_dir / MANIFEST_NAME} needs both train and val images "
-                        f"(found {len(train)} train, {len(val)} val)")
+                        f"(found {len(train)} train, {len(val)} val); add images so that `clean` "
+                        "can carve a val split from train (it warns when it cannot), or import a "
+                        "dataset with its own val split (a val/ folder), then run clean, prepare "
+                        "and augment again")
     classes = [c for c in CLASSES if c in set(train["label"])]
     if len(classes) < 2:
         raise DataError(f"training needs at least two classes; {data_dir} has {classes}")
