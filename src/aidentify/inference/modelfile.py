@@ -33,10 +33,17 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
+DEFAULT_MODEL_NAME = "default"  # --model default, init_weights=default: the shipped model
+
+
 def resolve_model_path(path: Path | None) -> Path:
-    """Accept a ``.keras`` or ``.tflite`` file, a run folder (its ``weights/best.keras``)
-    or None (the shipped default model)."""
-    if path is None:
+    """Accept a ``.keras`` or ``.tflite`` file, a run folder (its ``weights/best.keras``),
+    or None or the name ``default`` (the shipped default model, unless a file or folder of
+    that name is in the working directory).
+
+    Raises :class:`DataError` when nothing usable is at ``path``.
+    """
+    if path is None or (str(path) == DEFAULT_MODEL_NAME and not Path(path).exists()):
         return default_model_path()
     path = Path(path)
     if path.is_dir():

@@ -58,7 +58,7 @@ def initial_weights_source(config: TrainCommon, classes: list[str]) -> tuple[Pat
     package. Returns the model file and its metadata.
     """
     name = Path(config.init_weights)
-    source = resolve_model_path(None if str(name) == "default" else name)  # None: the shipped model
+    source = resolve_model_path(name)  # "default": the shipped model
     flat = source.suffix.lower() == ".tflite"
     if flat and config.model != "cnn":
         raise ConfigError(f"init_weights {source.name}: only the custom CNN can start from a .tflite file; "
