@@ -93,11 +93,13 @@ def environment_problem(exc: Exception) -> str | None:
     """The one line for an error a user can fix that no library code turned into ours, else None.
 
     A last net: a file read as text that is not UTF-8, a folder without write
-    permission, a full disk. Where library code knows the file it names it itself.
+    permission, a full disk, a path through a file. Every output path is checked
+    before work starts (``files.check_output_file``/``check_output_folder``). Where library code knows the file it names it itself.
     """
     if isinstance(exc, UnicodeDecodeError):
         return not_utf8_message(None, exc)
-    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                                                   errno.ENOTDIR, errno.EISDIR):
         return os_error_cause(exc)
     return None
 
