@@ -144,6 +144,7 @@ class PendingFile:
 
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+SPREADSHEET_SUFFIXES = {".csv", ".tsv", ".txt"}  # files users save from Excel: the encoding hint names its menu
 PROBE_BYTES = 4096  # enough to meet a full disk when the probe file is flushed
 
 
@@ -214,13 +215,19 @@ def os_error_cause(exc: OSError, where: Path | str | None = None) -> str:
 
 
 def not_utf8_message(path: Path | str | None, exc: UnicodeDecodeError) -> str:
-    """``FILE is not UTF-8 text ...; save it as UTF-8``, naming UTF-16 (Excel's "Unicode Text") when it is that."""
+    """``FILE is not UTF-8 text ...; save it as UTF-8``, naming UTF-16 when it is that.
+
+    Excel's names for the encodings ("Unicode Text", "CSV UTF-8") are given for CSV
+    files only (and for an unnamed file, which may be one), never for a YAML config.
+    """
     name = str(path) if path else "a text file this command read"
+    excel = path is None or Path(path).suffix.lower() in SPREADSHEET_SUFFIXES
     if isinstance(exc.object, bytes) and exc.object.startswith(UTF16_BOMS):
-        kind = "is UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8"
+        kind = "is UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8" if excel else "is UTF-16 text, not UTF-8"
     else:
         kind = f"is not UTF-8 text (it holds byte 0x{exc.object[exc.start]:02X}, which UTF-8 never has there)"
-    return f"{name} {kind}; save it as UTF-8 (in Excel: \"CSV UTF-8\") and try again"
+    how = ' (in Excel: "CSV UTF-8")' if excel else ""
+    return f"{name} {kind}; save it as UTF-8{how} and try again"
 
 
 def read_utf8(path: Path, error: type[AidentifyError] = DataError) -> str:

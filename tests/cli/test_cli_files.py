@@ -33,7 +33,7 @@ def one_error_line(result):
 
 @pytest.mark.parametrize("encoding, said", [
     ("latin-1", "bad.yaml is not UTF-8 text (it holds byte 0xE9, which UTF-8 never has there); save it as UTF-8"),
-    ("utf-16", "bad.yaml is UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8; save it as UTF-8"),
+    ("utf-16", "bad.yaml is UTF-16 text, not UTF-8; save it as UTF-8 and try again"),
 ])
 def test_a_config_that_is_not_utf8_is_one_line_naming_it(encoding, said, workdir):
     (workdir / "bad.yaml").write_bytes("raw_dir: données\n".encode(encoding))
