@@ -144,11 +144,64 @@ class PendingFile:
 
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+SPREADSHEET_SUFFIXES = {".csv", ".tsv", ".txt"}  # files users save from Excel: the encoding hint names its menu
+PROBE_BYTES = 4096  # enough to meet a full disk when the probe file is flushed
+
+
+def check_output_folder(folder: Path, what: str | None = None) -> None:
+    """Refuse, before any work, an output folder that cannot take files (``what``: how the user named it,
+    e.g. ``--out runs/x``; the message says ``cannot write in FOLDER`` without it)."""
+    cause = unwritable_cause(folder)
+    if cause:
+        raise DataError(f"cannot write {what or f'in {folder}'}: {cause}")
+
+
+def check_output_file(path: Path, what: str | None = None) -> None:
+    """Refuse, before any work, a file the command could not write at the end: a path through a
+    file, an existing folder, a folder without permission or room (``what`` as in :func:`check_output_folder`)."""
+    path = Path(path)
+    cause = (f"{path} is a folder, not a file; give a file name" if path.is_dir() or not path.name
+             else unwritable_cause(path.parent))
+    if cause:
+        raise DataError(f"cannot write {what or path}: {cause}")
+
+
+def unwritable_cause(folder: Path) -> str | None:
+    """Why files cannot be written under ``folder``, or None when they can.
+
+    Every command's output paths are checked with this before any work. Folders
+    still to be made go under the nearest existing one, which must be a folder
+    this process can write in, on a disk with room: a small file is written
+    there and removed (permission bits alone do not tell, e.g. for root or on a
+    read-only mount).
+    """
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder; choose another path"
+    try:
+        probe_write(existing)
+    except OSError as exc:
+        return os_error_cause(exc, existing)
+    return None
+
+
+def probe_write(folder: Path) -> None:
+    """Write a few KiB to a temporary file in ``folder`` and sync it (the file is removed)."""
+    with tempfile.TemporaryFile(dir=folder, prefix=".aidentify-probe-") as probe:
+        probe.write(b"\0" * PROBE_BYTES)
+        probe.flush()
+        os.fsync(probe.fileno())
 
 
 def os_error_cause(exc: OSError, where: Path | str | None = None) -> str:
     """What a failed read or write means for the user, and what to do (``where``: the file or folder)."""
     where = where if where is not None else exc.filename
+    if exc.errno == errno.EEXIST and where and Path(where).exists() and not Path(where).is_dir():
+        return f"{where} is a file, not a folder; choose another path"  # mkdir of a folder a file blocks
+    if exc.errno == errno.EISDIR:
+        return f"{where or 'the path'} is a folder, not a file; give a file name"
     if exc.errno == errno.ENOSPC:
         return f"the disk{f' holding {where}' if where else ''} is full; free some space or choose another folder"
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -162,13 +215,19 @@ def os_error_cause(exc: OSError, where: Path | str | None = None) -> str:
 
 
 def not_utf8_message(path: Path | str | None, exc: UnicodeDecodeError) -> str:
-    """``FILE is not UTF-8 text ...; save it as UTF-8``, naming UTF-16 (Excel's "Unicode Text") when it is that."""
+    """``FILE is not UTF-8 text ...; save it as UTF-8``, naming UTF-16 when it is that.
+
+    Excel's names for the encodings ("Unicode Text", "CSV UTF-8") are given for CSV
+    files only (and for an unnamed file, which may be one), never for a YAML config.
+    """
     name = str(path) if path else "a text file this command read"
+    excel = path is None or Path(path).suffix.lower() in SPREADSHEET_SUFFIXES
     if isinstance(exc.object, bytes) and exc.object.startswith(UTF16_BOMS):
-        kind = "is UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8"
+        kind = "is UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8" if excel else "is UTF-16 text, not UTF-8"
     else:
         kind = f"is not UTF-8 text (it holds byte 0x{exc.object[exc.start]:02X}, which UTF-8 never has there)"
-    return f"{name} {kind}; save it as UTF-8 (in Excel: \"CSV UTF-8\") and try again"
+    how = ' (in Excel: "CSV UTF-8")' if excel else ""
+    return f"{name} {kind}; save it as UTF-8{how} and try again"
 
 
 def read_utf8(path: Path, error: type[AidentifyError] = DataError) -> str:

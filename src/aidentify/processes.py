@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aidentify.errors import DataError
-from aidentify.files import os_error_cause
+from aidentify.files import check_output_folder, os_error_cause
 
 WATCH_INTERVAL_S = 0.2
 
@@ -94,7 +94,9 @@ def _open_lock_file(lock_path: Path) -> int:
 
 
 def lock_output_folder(folder: Path) -> contextlib.AbstractContextManager[None]:
-    """:func:`folder_lock` for a stage's output folder (and its ``.partial`` staging folder)."""
+    """:func:`folder_lock` for a stage's output folder (and its ``.partial`` staging folder),
+    after checking that files can be written there (:func:`aidentify.files.check_output_folder`)."""
+    check_output_folder(folder)
     return folder_lock(lock_file_for(folder), f"{folder} is being written")
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from typer.testing import CliRunner
 
 from aidentify.cli import app
@@ -170,3 +171,33 @@ def test_clean_warns_on_stderr_when_a_tiny_dataset_gets_no_val(workdir):
     result = invoke("clean")
     assert result.exit_code == 0
     assert "warning: tiny: the carved val split is empty" in result.stderr
+
+
+@pytest.mark.parametrize("args, option", [
+    (["live", "--source", "a.jpg", "--source", "b.mp4", "--no-window"], "--source"),
+    (["live", "--source=a.jpg", "--no-window", "--source=b.mp4"], "--source"),
+    (["live", "--demo", "-m", "a.tflite", "--model", "b.tflite", "--no-window"], "--model"),
+    (["live", "--demo", "--timeline", "a.csv", "--timeline", "b.csv", "--no-window"], "--timeline"),
+    (["serve", "--port", "8001", "-p", "8002"], "--port"),
+    (["train", "--epochs", "1", "--epochs", "2"], "--epochs"),
+    (["evaluate", "--data", "val", "--data", "test"], "--data"),
+    (["clean", "--config", "a.yaml", "-c", "b.yaml"], "--config"),
+])
+def test_a_single_value_option_given_twice_is_one_error_line_not_the_last_silently(args, option, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {option} was given 2 times; {args[0]} takes one {option}: give it once"], result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_options_meant_to_repeat_still_repeat(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("evaluate", "-m", "a.keras", "--model", "b.keras", "--set", "batch_size=8", "--set",
+                    "worst_mistakes=4")
+    assert "was given" not in result.output, result.output
+    assert "model not found: a.keras" in result.stderr, result.stderr
+    flags = invoke("live", "--source", "missing.jpg", "--window", "--no-window")
+    assert "was given" not in flags.output and "--source missing.jpg" in flags.stderr, flags.stderr

@@ -33,7 +33,7 @@ def one_error_line(result):
 
 @pytest.mark.parametrize("encoding, said", [
     ("latin-1", "bad.yaml is not UTF-8 text (it holds byte 0xE9, which UTF-8 never has there); save it as UTF-8"),
-    ("utf-16", "bad.yaml is UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8; save it as UTF-8"),
+    ("utf-16", "bad.yaml is UTF-16 text, not UTF-8; save it as UTF-8 and try again"),
 ])
 def test_a_config_that_is_not_utf8_is_one_line_naming_it(encoding, said, workdir):
     (workdir / "bad.yaml").write_bytes("raw_dir: données\n".encode(encoding))
@@ -61,8 +61,43 @@ def test_a_label_file_that_is_not_utf8_is_one_line_naming_it(workdir):
 def test_a_run_folder_that_cannot_be_made_is_one_line_naming_the_folder(tiny_data, workdir):
     (workdir / "runs").write_text("a file where the runs folder would go")
     line = one_error_line(invoke("train", "--set", f"data_dir={tiny_data / 'augmented'}", "--set", "project=runs"))
-    assert line == ("error: cannot make a run folder in runs/cnn: a part of runs/cnn is a file, not a folder; "
+    assert line == ("error: cannot make a run folder in runs/cnn: runs is a file, not a folder; "
                     "choose another path"), line
+
+
+@pytest.mark.parametrize("project, blocked", [("afile", "afile"), ("afile/runs", "afile"), ("runs", "runs/cnn")])
+def test_a_run_folder_under_or_at_a_file_is_one_line_before_training(project, blocked, tiny_data, workdir):
+    (workdir / "afile").write_text("a file")
+    (workdir / "runs").mkdir()
+    (workdir / "runs" / "cnn").write_text("a file where the model's runs folder would go")
+    line = one_error_line(invoke("train", "--set", f"data_dir={tiny_data / 'augmented'}", "--set",
+                                 f"project={project}"))
+    assert line == (f"error: cannot make a run folder in {project}/cnn: {blocked} is a file, not a folder; "
+                    "choose another path"), line
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "--out", "{out}"], ["clean", "--out", "{out}"], ["prepare", "--workers", "1", "--out", "{out}"],
+    ["augment", "--out", "{out}"], ["download", "ferplus", "--from", "afile", "--raw-dir", "{out}"],
+    ["export", "--model", "model.keras", "--out", "{out}"],
+])
+@pytest.mark.parametrize("out", ["afile", "afile/sub", "afile/sub/deeper"])
+def test_an_output_folder_at_or_under_a_file_is_one_line_before_any_work(command, out, workdir, monkeypatch):
+    import aidentify.inference.export
+
+    monkeypatch.setattr(aidentify.inference.export, "resolve_model_path", lambda path: workdir / "model.keras")
+    monkeypatch.setattr(aidentify.inference.export, "load_model",
+                        lambda path: pytest.fail("export loaded the model before checking --out"))
+    (workdir / "afile").write_text("a file where a folder would go")
+    for stage in ("clean", "prepared"):
+        (workdir / "data" / stage).mkdir(parents=True)
+        (workdir / "data" / stage / "manifest.csv").write_text(MANIFEST)
+    before = sorted(p for p in workdir.rglob("*"))
+    line = one_error_line(invoke(*(part.format(out=out) for part in command)))
+    where = f"{out}/ferplus" if command[0] == "download" else out
+    assert line == f"error: cannot write in {where}: afile is a file, not a folder; choose another path", line
+    assert sorted(p for p in workdir.rglob("*")) == before
+    assert (workdir / "afile").read_text() == "a file where a folder would go"
 
 
 def test_a_stage_folder_without_write_permission_is_one_line(workdir):
@@ -87,6 +122,10 @@ def test_a_stage_folder_without_write_permission_is_one_line(workdir):
      "error: data/clean is on a read-only file system; choose another folder"),
     (OSError(errno.ENOSPC, "No space left on device", "data/clean/x.png"),
      "error: the disk holding data/clean/x.png is full; free some space or choose another folder"),
+    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "afile/x"),
+     "error: a part of afile/x is a file, not a folder; choose another path"),
+    (IsADirectoryError(errno.EISDIR, "Is a directory", "data"),
+     "error: data is a folder, not a file; give a file name"),
 ])
 def test_os_errors_no_library_code_caught_still_say_what_to_do(raised, said, workdir, monkeypatch):
     import aidentify.data.clean

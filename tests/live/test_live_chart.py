@@ -47,7 +47,7 @@ def test_no_face_says_so_without_a_matplotlib_warning(tmp_path):
         result = runner.invoke(app, ["live", "--source", str(blank), "--no-window", "--chart", str(chart)])
     assert result.exit_code == 0, result.output
     assert [str(w.message) for w in caught if "matplotlib" in w.filename] == []
-    assert "no face found in 1 frame\n" in result.output
+    assert "no face found in blank.png\n" in result.output  # one photo is named, as in a folder
     assert not re.search(r"(?<![\d.])1 frames\b", result.output)  # singular; a rate such as "70.1 frames/s" may follow
     assert "┃ face" not in result.output  # no empty table
     assert cv2.imread(str(chart)) is not None
@@ -82,3 +82,34 @@ def test_photo_summary_keeps_photos_apart():
     summary.add(2.0, FrameResult(2, [face(1, [0.1, 0.2, 0.7]), face(2, [0.2, 0.7, 0.1])], True), photo="03.jpg")
     assert [(t.name, t.frames) for t in summary.rows()] == [("01.jpg #1", 1), ("03.jpg #1", 1), ("03.jpg #2", 1)]
     assert summary.photos_without_face == ["02.jpg"]
+
+
+def test_one_photo_is_singular_in_the_chart_title_and_named_when_faceless():
+    from aidentify.live.chart import no_face_message, stills_title
+
+    one = EmotionSummary(CLASSES, stills=True)
+    one.add(0.0, FrameResult(0, [], True), photo="blank.png")
+    assert stills_title(one).endswith("(1 photo)") and no_face_message(one) == "no face found in blank.png"
+    one.add(1.0, FrameResult(1, [], True), photo="other.png")
+    assert stills_title(one).endswith("(2 photos)") and no_face_message(one) == "no face found in 2 photos"
+    video = EmotionSummary(CLASSES)
+    video.add(0.0, FrameResult(0, [], True))
+    assert no_face_message(video) == "no face found in 1 frame"
+
+
+def test_a_photos_time_is_its_frame_number_when_files_before_it_were_skipped(tmp_path):
+    from skimage import data
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    whole = cv2.imencode(".jpg", astronaut)[1].tobytes()
+    (folder / "a-good.jpg").write_bytes(whole)
+    (folder / "b-truncated.jpg").write_bytes(whole[: len(whole) * 3 // 10])
+    (folder / "c-good.jpg").write_bytes(whole)
+    timeline = tmp_path / "timeline.csv"
+    result = runner.invoke(app, ["live", "--source", str(folder), "--no-window", "--timeline", str(timeline)])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(timeline)
+    assert list(rows["file"]) == ["a-good.jpg", "c-good.jpg"]
+    assert list(rows["frame"]) == [0, 1] and list(rows["time_s"]) == [0.0, 1.0]

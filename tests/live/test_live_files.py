@@ -168,6 +168,40 @@ def test_an_output_under_a_file_is_one_error_before_any_work(source, output, ast
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("option, path, cause", [
+    ("--timeline", "blocker/t.csv", "blocker is a file, not a folder; choose another path"),
+    ("--chart", "blocker/c.png", "blocker is a file, not a folder; choose another path"),
+    ("--timeline", "blocker/sub/t.csv", "blocker is a file, not a folder; choose another path"),
+    ("--timeline", "adir", "adir is a folder, not a file; give a file name"),
+    ("--chart", "adir", "adir is a folder, not a file; give a file name"),
+])
+def test_every_file_live_writes_is_checked_before_any_work(option, path, cause, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocker").write_text("a file where a folder would go")
+    (tmp_path / "adir").mkdir()
+    _write_video(tmp_path / "clip.avi", np.zeros((48, 64, 3), np.uint8))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = invoke("live", "--source", "clip.avi", "--no-window", "--output", "out.avi", option, path)
+    assert result.exit_code == 1, result.output
+    assert _error_lines(result) == [f"error: cannot write {option} {path}: {cause}"], result.output
+    assert "frames in" not in result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_the_snapshot_folder_is_checked_before_a_window_opens(tmp_path, monkeypatch):
+    from aidentify.live import player
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocker").write_text("a file where a folder would go")
+    _write_video(tmp_path / "clip.avi", np.zeros((48, 64, 3), np.uint8))
+    monkeypatch.setattr(player, "has_display", lambda: True)
+    monkeypatch.setattr(player, "_show", lambda *args: pytest.fail("a window was opened"))
+    result = invoke("live", "--source", "clip.avi", "--set", "snapshot_dir=blocker/snaps")
+    assert result.exit_code == 1, result.output
+    assert _error_lines(result) == ["error: cannot write snapshots in blocker/snaps: blocker is a file, not a "
+                                    "folder; choose another path"], result.output
+
+
 def test_a_folder_without_write_permission_is_one_error_before_any_work(astronaut, tmp_path, monkeypatch):
     if os.geteuid() == 0:
         pytest.skip("running as root: permission bits do not stop root from writing (the probe is tested "
@@ -191,7 +225,7 @@ def test_a_folder_without_write_permission_is_one_error_before_any_work(astronau
                                          (errno.EROFS, "out is on a read-only file system; choose another folder"),
                                          (errno.ENOSPC, "the disk holding out is full; free some space")])
 def test_a_refused_or_full_folder_is_named_with_what_to_do(code, cause, astronaut, tmp_path, monkeypatch):
-    from aidentify.live import outputs
+    from aidentify import files
 
     def refuse(folder):
         raise OSError(code, os.strerror(code))
@@ -199,7 +233,7 @@ def test_a_refused_or_full_folder_is_named_with_what_to_do(code, cause, astronau
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
     cv2.imwrite(str(tmp_path / "photo.png"), astronaut)
-    monkeypatch.setattr(outputs, "probe_write", refuse)
+    monkeypatch.setattr(files, "probe_write", refuse)
     result = invoke("live", "--source", "photo.png", "--no-window", "--output", "out/annotated.png")
     assert result.exit_code == 1 and len(_error_lines(result)) == 1, result.output
     assert f"error: cannot write --output out/annotated.png: {cause}" in result.output.replace("\n", " ")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
+import pytest
 from typer.testing import CliRunner
 
 from aidentify.cli import app
@@ -78,3 +82,30 @@ def test_serving_never_imports_tensorflow(mtcnn_converted, tmp_path):
     out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "HEAVY [] []" in out.stdout, out.stdout[-1000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_stop_the_server_the_same_way(signum, tmp_path):
+    import aidentify
+
+    src = os.path.dirname(os.path.dirname(aidentify.__file__))  # this checkout's package, from any folder
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AIDENTIFY_PROGRESS": "0", "PYTHONPATH": src}
+    server = subprocess.Popen([sys.executable, "-m", "aidentify", "serve", "--port", "0", "--set", "workers=1"],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in server.stdout:
+            seen.append(line)
+            if "serving on" in line:
+                break
+        assert any("serving on" in line for line in seen), "".join(seen) + server.stderr.read()
+        time.sleep(0.5)
+        server.send_signal(signum)
+        out, err = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0, err[-2000:]
+    assert out.strip().splitlines()[-1] == "server stopped", out
+    assert "Traceback" not in err, err[-2000:]

@@ -109,3 +109,43 @@ def test_preset_yaml_files_are_valid_and_commented(path):
     assert config != STAGE_CONFIGS[stage]()  # a preset that changes nothing is a mistake
     for line in (CONFIG_DIR / path).read_text().splitlines():
         assert not line.strip() or "#" in line, f"{path}: no comment on {line!r}"
+
+
+def test_an_unknown_section_from_set_is_blamed_on_that_set():
+    from aidentify.config import LiveConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(LiveConfig, None, ["nosuch.key=1"])
+    assert str(err.value).startswith("unknown key 'nosuch' in --set nosuch.key=1 (valid keys: "), err.value
+    with pytest.raises(ConfigError) as err:
+        load_config(LiveConfig, None, ["detect.min_fase=1"])
+    assert str(err.value) == "unknown key 'detect.min_fase' in --set detect.min_fase=1; did you mean 'detect.min_face'?"
+
+
+def test_a_weak_match_is_not_suggested_but_listed():
+    from aidentify.config import ServeConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(ServeConfig, None, ["nosuch=1"])
+    assert "did you mean" not in str(err.value) and "(valid keys: host, port" in str(err.value), err.value
+    with pytest.raises(ConfigError, match="did you mean 'source'"):
+        load_config(ServeConfig, None, ["sorce=1"])
+
+
+def test_a_config_path_that_is_a_folder_says_so(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(CleanConfig, tmp_path)
+    assert str(err.value) == f"--config {tmp_path} is a folder, not a YAML file; give the path of a .yaml file"
+
+
+@pytest.mark.parametrize("data, said", [
+    ("raw_dir: données\n".encode("latin-1"), "bad.yaml is not UTF-8 text (it holds byte 0xE9, which UTF-8 never "
+                                             "has there); save it as UTF-8 and try again"),
+    ("raw_dir: données\n".encode("utf-16"), "bad.yaml is UTF-16 text, not UTF-8; save it as UTF-8 and try again"),
+], ids=["latin-1", "utf-16"])
+def test_a_yaml_config_not_in_utf8_gets_no_spreadsheet_advice(data, said, tmp_path):
+    (tmp_path / "bad.yaml").write_bytes(data)
+    with pytest.raises(ConfigError) as err:
+        load_config(CleanConfig, tmp_path / "bad.yaml")
+    assert str(err.value) == f"{tmp_path / said}", err.value
+    assert "Excel" not in str(err.value)

@@ -7,6 +7,7 @@ import errno
 import os
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,12 +15,59 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typer.core import TyperCommand, TyperOption
 
 from aidentify import __version__
 from aidentify.errors import AidentifyError
 from aidentify.files import not_utf8_message, os_error_cause
 
-app = typer.Typer(
+class OneValueCommand(TyperCommand):
+    """A command that refuses a single-value option given more than once.
+
+    Click keeps only the last of ``--source a.jpg --source b.mp4``, so the run
+    silently ignores the first; here that is one error line and exit code 2 (a
+    usage error) instead. Options meant to repeat (``--set``, ``evaluate --model``)
+    are lists and flags (``--window/--no-window``) are left alone.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:
+            repeated = repeated_options(self, ctx, args)
+            if repeated:
+                option, times = repeated
+                err_console.print(f"[bold red]error:[/] {option} was given {times} times; "
+                                  f"{ctx.info_name} takes one {option}: give it once", highlight=False,
+                                  soft_wrap=True)
+                raise typer.Exit(2)
+        return super().parse_args(ctx, args)
+
+
+def repeated_options(command: TyperCommand, ctx: typer.Context, args: list[str]) -> tuple[str, int] | None:
+    """The first single-value option ``args`` give more than once and how many times, or None.
+
+    Parses a copy of ``args`` with the command's own parser (so ``--opt=value``, short
+    names and values that look like options count as Click counts them); a parse error
+    is left for the real parse to report."""
+    try:
+        _, _, order = command.make_parser(ctx).parse_args(args=list(args))
+    except Exception:  # Click's usage errors (typer vendors its own click)
+        return None
+    counts = Counter(param for param in order if isinstance(param, TyperOption) and not param.multiple
+                     and not param.is_flag and not param.count)
+    for param, times in counts.items():
+        if times > 1:
+            return max(param.opts, key=len), times
+    return None
+
+
+class AidentifyTyper(typer.Typer):
+    """Every command of the app is a :class:`OneValueCommand`."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any):
+        return super().command(*args, cls=cls or OneValueCommand, **kwargs)
+
+
+app = AidentifyTyper(
     name="aidentify",
     help="Facial-emotion recognition: datasets -> clean face crops -> trained model -> live overlay.",
     no_args_is_help=True,
@@ -93,11 +141,13 @@ def environment_problem(exc: Exception) -> str | None:
     """The one line for an error a user can fix that no library code turned into ours, else None.
 
     A last net: a file read as text that is not UTF-8, a folder without write
-    permission, a full disk. Where library code knows the file it names it itself.
+    permission, a full disk, a path through a file. Every output path is checked
+    before work starts (``files.check_output_file``/``check_output_folder``). Where library code knows the file it names it itself.
     """
     if isinstance(exc, UnicodeDecodeError):
         return not_utf8_message(None, exc)
-    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                                                   errno.ENOTDIR, errno.EISDIR):
         return os_error_cause(exc)
     return None
 

@@ -80,10 +80,8 @@ def live(
 
 def _print_summary(summary) -> None:
     """The summary table, or one clear line when no face was found; for photos, a line per faceless photo."""
-    from aidentify.live.timeline import plural
-
     if not summary.tracks:
-        console.print(f"[bold yellow]no face found[/] in {plural(summary.frames, 'frame')}")
+        console.print(f"[bold yellow]no face found[/] in {escape(summary.without_face_where())}")
         return
     console.print(_summary_table(summary))
     for photo in summary.photos_without_face:

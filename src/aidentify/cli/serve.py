@@ -12,6 +12,7 @@ from rich.markup import escape
 from aidentify.cli.app import ConfigOption, SetOption, VerboseOption, app, console, err_console, run_guarded, say_config
 from aidentify.config import ServeConfig, load_config
 from aidentify.errors import DataError
+from aidentify.processes import sigterm_as_interrupt
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -62,7 +63,10 @@ def serve(
         settings = uvicorn.Config(server_app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
                                   limit_concurrency=cfg.limits.max_connections, timeout_graceful_shutdown=5)
         try:
-            StreamingServer(settings, server_app.state.feed).run()
+            # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again with
+            # the handlers it found: SIGTERM (`kill`, a service manager) then stops it like Ctrl-C
+            with sigterm_as_interrupt():
+                StreamingServer(settings, server_app.state.feed).run()
         except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
             pass
         console.print("server stopped")

@@ -74,6 +74,7 @@ STAGE_CONFIGS: dict[str, type[StrictModel]] = {
 }
 
 M = TypeVar("M", bound=BaseModel)
+SUGGEST_CUTOFF = 0.6  # difflib similarity an unknown key needs for a "did you mean" (0.5 let 'nosuch' match 'source')
 
 
 def default_config_path(stage: str) -> Path:
@@ -106,7 +107,7 @@ def load_config(
     for item in overrides or []:
         key, value = _parse_override(item)
         _set_dotted(raw, key, value, origin="--set")
-        key_origins[key] = f"--set {key}"
+        key_origins[key] = f"--set {item.strip()}"
     for key, value in (options or {}).items():
         if value is not None:
             _set_dotted(raw, key, value, origin="option")
@@ -123,6 +124,8 @@ def dump_config(config: BaseModel) -> str:
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"--config {path} is a folder, not a YAML file; give the path of a .yaml file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -192,6 +195,15 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
+def _origin_of(key: str, key_origins: dict[str, str], file_origin: str) -> str:
+    """Where ``key`` was set: the ``--set`` or option that set it, a value inside it, or a section
+    holding it (``--set nosuch.key=1`` makes the unknown section ``nosuch``); else the file or defaults."""
+    for given, origin in key_origins.items():
+        if key == given or key.startswith(given + ".") or given.startswith(key + "."):
+            return origin
+    return file_origin
+
+
 def _explain(exc: ValidationError, model: type[BaseModel], file_origin: str,
              key_origins: dict[str, str]) -> str:
     """Turn pydantic's errors into lines a user can act on, naming where each key came from."""
@@ -199,10 +211,10 @@ def _explain(exc: ValidationError, model: type[BaseModel], file_origin: str,
     for error in exc.errors():
         loc = tuple(error["loc"])
         key = ".".join(str(p) for p in loc)
-        origin = next((o for k, o in key_origins.items() if key == k or key.startswith(k + ".")), file_origin)
+        origin = _origin_of(key, key_origins, file_origin)
         if error["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1]) or []
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=SUGGEST_CUTOFF)
             hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
             listing = f" (valid keys: {', '.join(valid)})" if valid and not close else ""
             lines.append(f"unknown key '{key}' in {origin}{hint}{listing}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from aidentify.faces.crop import resize_square
 from aidentify.errors import DataError
-from aidentify.files import atomic_write_bytes
+from aidentify.files import atomic_write_bytes, check_output_folder
 from aidentify.inference.modelfile import embed_tflite_metadata, load_model, resolve_model_path
 
 # Largest allowed difference of any class probability, Keras vs TFLite.
@@ -53,13 +53,14 @@ def export_model(model_path: Path, out_dir: Path | None = None) -> list[Exported
     path = resolve_model_path(model_path)
     if path.suffix.lower() != ".keras":
         raise DataError(f"{path} is already a .tflite file; export takes a .keras model or a run folder")
+    out_dir = Path(out_dir) if out_dir else path.parent
+    check_output_folder(out_dir)
     model, metadata = load_model(path)
     info = ModelInfo.from_metadata(path, metadata)
     crops = check_crops(info.input_size)
     if info.channels != 1:
         crops = np.repeat(crops, info.channels, axis=-1)
     reference = model(crops, training=False).numpy()
-    out_dir = Path(out_dir) if out_dir else path.parent
     results = []
     for kind, suffix in (("float32", ".tflite"), ("int8", ".int8.tflite")):
         try:

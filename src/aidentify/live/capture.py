@@ -121,6 +121,9 @@ class VideoFileSource(FrameSource):
 class ImageSource(FrameSource):
     """One image, or every image of a folder in name order, as frames one second apart.
 
+    A photo's time is its place among the photos read (0, 1, 2... seconds), so it
+    equals its frame number: a skipped file takes no place.
+
     In a folder, system clutter (``._*``, ``.DS_Store``, ``__MACOSX/``, ``Thumbs.db``) is
     not looked at, and an unreadable or truncated image is skipped, reported through
     ``on_skip`` and kept in ``skipped``; one image given on its own must be readable.
@@ -143,15 +146,17 @@ class ImageSource(FrameSource):
         self.skipped = []
         self._on_skip = on_skip
         self._index = 0
+        self._read = 0  # photos returned so far
 
     def read(self) -> tuple[np.ndarray, float] | None:
         while self._index < len(self._files):
-            path, t = self._files[self._index], float(self._index)
+            path = self._files[self._index]
             self._index += 1
             frame, problem = read_image(path)
             if problem is None:
                 self.current = path
-                return frame, t
+                self._read += 1
+                return frame, float(self._read - 1)
             if not self.folder:
                 why = "the file is truncated" if problem == TRUNCATED else "not an image OpenCV can decode"
                 raise DataError(f"cannot read image {path}: {why}")

@@ -53,9 +53,13 @@ def colour_rgb(label: str) -> tuple[float, float, float]:
 
 
 def no_face_message(summary: EmotionSummary) -> str:
+    return f"no face found in {summary.without_face_where()}"
+
+
+def stills_title(summary: EmotionSummary) -> str:
     from aidentify.live.timeline import plural
 
-    return f"no face found in {plural(summary.frames, 'frame')}"
+    return f"Emotion probabilities per face per photo ({plural(len(summary.photos), 'photo')})"
 
 
 def write_chart(summary: EmotionSummary, path: Path) -> Path:
@@ -136,7 +140,7 @@ def _stills_figure(plt, summary: EmotionSummary):
     ax.set_xticks(range(len(bars)), [name for name, _ in bars], rotation=30, ha="right", fontsize="small")
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
-    ax.set_title(f"Emotion probabilities per face per photo ({len(summary.photos)} photos)", fontsize="medium")
+    ax.set_title(stills_title(summary), fontsize="medium")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour_rgb(label)) for label in summary.classes]
     ax.legend(handles, summary.classes, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
     fig.tight_layout()

@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from aidentify.errors import DataError
-from aidentify.files import PendingFile, atomic_write_bytes, os_error_cause
+from aidentify.files import PendingFile, atomic_write_bytes, check_output_folder, os_error_cause, unwritable_cause
 from aidentify.live.capture import IMAGE_SUFFIXES
 
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG"}
 IMAGE_NAMES = ".jpg, .png, .webp or .bmp"
 PROBE_SIZE = (64, 48)  # a frame size every encoder takes: what a failing size is compared with
-PROBE_BYTES = 4096  # enough to meet a full disk when the probe file is flushed
 
 
 def plan_output(output: Path, kind: str, source: str | None = None) -> VideoOutput | ImageOutput | FolderOutput:
@@ -80,37 +78,7 @@ def _writer_for(output: Path, kind: str, source: str | None) -> VideoOutput | Im
 
 def check_writable(folder: Path, output: Path) -> None:
     """Refuse ``--output`` before any work when ``folder`` cannot take files."""
-    cause = unwritable_cause(folder)
-    if cause:
-        raise DataError(f"cannot write --output {output}: {cause}")
-
-
-def unwritable_cause(folder: Path) -> str | None:
-    """Why files cannot be written under ``folder``, or None when they can.
-
-    Folders still to be made go under the nearest existing one, which must be a
-    folder this process can write in, on a disk with room: a small file is
-    written there and removed (permission bits alone do not tell, e.g. for root
-    or on a read-only mount).
-    """
-    existing = Path(folder)
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder; choose another path"
-    try:
-        probe_write(existing)
-    except OSError as exc:
-        return os_error_cause(exc, existing)
-    return None
-
-
-def probe_write(folder: Path) -> None:
-    """Write a few KiB to a temporary file in ``folder`` and sync it (the file is removed)."""
-    with tempfile.TemporaryFile(dir=folder, prefix=".aidentify-probe-") as probe:
-        probe.write(b"\0" * PROBE_BYTES)
-        probe.flush()
-        os.fsync(probe.fileno())
+    check_output_folder(folder, f"--output {output}")
 
 
 def _size(frame: np.ndarray) -> str:

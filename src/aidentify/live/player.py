@@ -24,11 +24,11 @@ import numpy as np
 
 from aidentify.config import LiveConfig
 from aidentify.errors import DataError
-from aidentify.files import atomic_write_bytes
+from aidentify.files import atomic_write_bytes, check_output_file, check_output_folder
 from aidentify.live.capture import FrameSource, SkipFn, open_source, source_kind
 from aidentify.inference.classify import load_classifier
 from aidentify.live.draw import draw_fps
-from aidentify.live.outputs import plan_output
+from aidentify.live.outputs import FolderOutput, ImageOutput, VideoOutput, plan_output
 from aidentify.inference.results import FrameResult
 from aidentify.live.pipeline import STAGES, LivePipeline
 from aidentify.live.timeline import EmotionSummary, TimelineWriter
@@ -86,9 +86,7 @@ def run_live(config: LiveConfig, options: LiveOptions,
     if options.window and not has_display():
         raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
                         "or run inside a desktop session")
-    out = None
-    if options.output is not None:
-        out = plan_output(Path(options.output), source_kind(options.camera, options.source), options.source)
+    out = plan_files(config, options)
     classifier = load_classifier(config.model, config.backend, config.threads)
     source = open_source(options.camera, options.source, on_skip)
     try:
@@ -152,6 +150,21 @@ def run_live(config: LiveConfig, options: LiveOptions,
     if options.chart:
         run.written.append(run.summary.write_chart(Path(options.chart)))
     return run
+
+
+def plan_files(config: LiveConfig, options: LiveOptions) -> VideoOutput | ImageOutput | FolderOutput | None:
+    """Check every path the run may write before any work (one error line for a path through a
+    file, an existing folder given as a file, a folder without permission or room); the
+    ``--output`` writer, or None."""
+    out = None
+    if options.output is not None:
+        out = plan_output(Path(options.output), source_kind(options.camera, options.source), options.source)
+    for option, path in (("--timeline", options.timeline), ("--chart", options.chart)):
+        if path is not None:
+            check_output_file(Path(path), f"{option} {path}")
+    if options.window:  # `s` saves a snapshot there
+        check_output_folder(Path(config.snapshot_dir), f"snapshots in {config.snapshot_dir}")
+    return out
 
 
 def _show(annotated: np.ndarray, config: LiveConfig, run: LiveRun, source: FrameSource, time_s: float,

@@ -119,6 +119,13 @@ class EmotionSummary:
             track.last_s = time_s
             track.labels[face.label] += 1
 
+    def without_face_where(self) -> str:
+        """Where no face was found, when none was: the photo's name for one photo, else
+        ``3 photos`` or ``120 frames`` (for ``no face found in ...``)."""
+        if self.stills and len(self.photos) == 1:
+            return self.photos[0]
+        return plural(self.frames, "photo" if self.stills else "frame")
+
     def rows(self) -> list[TrackSummary]:
         """Videos: by track id; photos: in photo order, then by track id."""
         if self.stills:

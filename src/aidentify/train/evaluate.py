@@ -33,7 +33,7 @@ from aidentify.faces.detector import FaceDetector, make_detector
 from aidentify.data.manifest import SPLITS, absolute_paths, read_manifest
 from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, DataError
-from aidentify.files import atomic_write_text
+from aidentify.files import atomic_write_text, check_output_folder
 from aidentify.inference.classify import (
     Classifier,
     LiteRTClassifier,
@@ -68,6 +68,7 @@ class EvalResult:
 def evaluate(model_paths: list[Path], data: str | None, out_dir: Path, config: EvaluateConfig,
              progress: ProgressFn = no_progress) -> list[EvalResult]:
     """Evaluate every model on the same data; one output folder per model."""
+    check_output_folder(Path(out_dir))
     resolved = [resolve_model_path(p) for p in (model_paths or [None])]  # none given: the shipped model
     names = _unique_names(resolved)
     results = []

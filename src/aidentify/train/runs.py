@@ -29,13 +29,16 @@ from typing import Any
 from aidentify import __version__
 from aidentify.config import TRAIN_CONFIGS, TrainCommon, load_config
 from aidentify.errors import AidentifyError, DataError
-from aidentify.files import atomic_write_text, os_error_cause, read_utf8
+from aidentify.files import atomic_write_text, os_error_cause, read_utf8, unwritable_cause
 from aidentify.processes import folder_lock
 
 
 def next_run_dir(parent: Path, name: str) -> Path:
     """``parent/name``, then ``name2``, ``name3``...: never reuse a run folder."""
     n = 1
+    cause = unwritable_cause(parent)  # checked before any work, like every output path
+    if cause:
+        raise DataError(f"cannot make a run folder in {parent}: {cause}")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         while True:
