@@ -94,7 +94,9 @@ def test_cli_evaluate_prints_tables_and_errors_in_one_line(tiny_data, trained, t
     assert result.exit_code == 0, result.output + result.stderr
     assert "macro-F1" in result.output and (tmp_path / "report" / "metrics.json").is_file()
     missing = runner.invoke(app, ["evaluate", "--model", "nope.keras"])
-    assert missing.exit_code == 1 and missing.stderr.strip() == "error: model not found: nope.keras"
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == ("error: model not found: nope.keras; pass a .keras or .tflite file, "
+                                      "a run folder, or default (the shipped model)")
     bad_split = runner.invoke(app, ["evaluate", "--model", str(trained), "--data", "tset"])
     assert bad_split.exit_code == 1 and "not a split name" in bad_split.stderr
 

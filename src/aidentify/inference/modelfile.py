@@ -52,7 +52,8 @@ def resolve_model_path(path: Path | None) -> Path:
                 return candidate
         raise DataError(f"{path} is a folder without weights/best.keras; pass a .keras file or a run folder")
     if not path.is_file():
-        raise DataError(f"model not found: {path}")
+        raise DataError(f"model not found: {path}; pass a .keras or .tflite file, a run folder, or default "
+                        "(the shipped model)")
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise DataError(f"{path} is not a model; pass a .keras or .tflite file or a run folder")
     return path
