@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from train_helpers import cnn_config, densenet_config
+from train_helpers import cnn_config, densenet_config, interrupted_after_first_epoch
 
-from aidentify.train.fit import TrainEvents, TrainingInterrupted, train
+from aidentify.train.fit import TrainEvents, train
 from aidentify.inference.modelfile import load_model, read_metadata
 
 
@@ -96,17 +96,6 @@ def test_densenet_trains_head_then_fine_tunes_top_layers(tiny_data, tmp_path):
     with_weights = [layer for layer in base.layers if layer.weights]
     assert not with_weights[0].trainable and with_weights[-1].trainable is not None
     assert any(layer.trainable for layer in with_weights[-20:])
-
-
-def interrupted_after_first_epoch(config):
-    """Train ``config`` and press Ctrl-C at the end of epoch 1; the run folder it leaves to resume."""
-
-    def stop(info):
-        raise KeyboardInterrupt
-
-    with pytest.raises(TrainingInterrupted) as stopped:
-        train(config, TrainEvents(epoch=stop))
-    return stopped.value.run_dir
 
 
 def test_interrupted_run_resumes_to_the_planned_epochs(tiny_data, tmp_path):

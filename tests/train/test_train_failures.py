@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from train_helpers import cnn_config
+from train_helpers import cnn_config, interrupted_after_first_epoch
 
 from aidentify.config import dump_config
 from aidentify.data.manifest import absolute_paths, read_manifest
-from aidentify.train.fit import TrainEvents, TrainingInterrupted, train
+from aidentify.train.fit import train
 
 
 def _cli(*args, cwd=None):
@@ -51,15 +51,6 @@ def _config_file(config, tmp_path):
     return path
 
 
-def _interrupted_run(config):
-    def stop(info):
-        raise KeyboardInterrupt
-
-    with pytest.raises(TrainingInterrupted) as stopped:
-        train(config, TrainEvents(epoch=stop))
-    return stopped.value.run_dir
-
-
 @pytest.mark.parametrize("damage, why", [("truncated", "it is truncated or not an image"),
                                          ("text", "it is truncated or not an image"),
                                          ("missing", "it is missing")])
@@ -84,7 +75,7 @@ def test_an_unreadable_training_image_is_one_line_naming_it(tiny_data, tmp_path,
 def test_a_resumed_run_that_meets_an_unreadable_image_is_marked_failed(tiny_data, tmp_path):
     data = _copy_of(tiny_data, tmp_path)
     config = cnn_config(data, tmp_path, epochs=2)
-    run = _interrupted_run(config)
+    run = interrupted_after_first_epoch(config)
     broken = _first_train_image(data)
     broken.write_bytes(broken.read_bytes()[:40])
     code, _, err = _finish(_cli("train", "--resume", run))
@@ -101,7 +92,7 @@ def test_any_error_inside_the_epoch_loop_marks_the_run_failed(tiny_data, tmp_pat
         raise RuntimeError("out of memory on the device")
 
     config = cnn_config(tiny_data, tmp_path, epochs=2)
-    run = _interrupted_run(config)
+    run = interrupted_after_first_epoch(config)
     monkeypatch.setattr(keras.Model, "fit", broken_fit)
     with pytest.raises(RuntimeError, match="out of memory"):
         train(config, resume=run)
@@ -112,7 +103,7 @@ def test_any_error_inside_the_epoch_loop_marks_the_run_failed(tiny_data, tmp_pat
 
 def test_two_resumes_of_one_run_started_together_train_it_once(tiny_data, tmp_path):
     config = cnn_config(tiny_data, tmp_path, epochs=3)
-    run = _interrupted_run(config)
+    run = interrupted_after_first_epoch(config)
     started = time.monotonic()
     both = [_cli("train", "--resume", run), _cli("train", "--resume", run)]
     results = [_finish(process) for process in both]
