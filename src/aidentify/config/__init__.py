@@ -57,6 +57,7 @@ from aidentify.config.train import (
     FineTune,
     ReduceLR,
     TrainCommon,
+    WeightAveraging,
 )
 from aidentify.errors import ConfigError
 from aidentify.files import read_utf8

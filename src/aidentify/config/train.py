@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from aidentify.config.base import StrictModel
+from aidentify.config.base import StrictModel, TestTimeZooms
 
 
 # ------------------------------------------------------------------------ train
@@ -61,6 +61,14 @@ class Distillation(StrictModel):
     teachers: list[Path] = Field(default_factory=list)  # .keras/.tflite models or run folders; empty = off
     weight: float = Field(default=0.5, ge=0.0, le=1.0)  # target = weight * teachers + (1 - weight) * labels
     tta_flip: bool = True  # teachers predict each image and its mirror image, averaged
+    tta_zooms: TestTimeZooms = Field(default_factory=list)  # and these centre zooms, as evaluate's tta_zooms
+
+
+class WeightAveraging(StrictModel):
+    """An exponential moving average (EMA) of the weights, validated and saved instead of the raw weights."""
+
+    enabled: bool = False
+    momentum: float = Field(default=0.999, gt=0.0, lt=1.0)  # 0.999: an average over about the last 1000 steps
 
 
 class TrainCommon(StrictModel):
@@ -89,6 +97,7 @@ class TrainCommon(StrictModel):
     tensorboard: bool = True
     init_weights: Path | None = None  # start from this .keras model or run folder instead of random weights
     distill: Distillation = Field(default_factory=Distillation)
+    ema: WeightAveraging = Field(default_factory=WeightAveraging)
 
 
 class CnnTrainConfig(TrainCommon):

@@ -14,6 +14,7 @@ our default model (README, model card), a larger teacher may.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from aidentify.errors import ConfigError
 from aidentify.files import sha256_file
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.inference.modelfile import read_metadata, resolve_model_path
+
+if TYPE_CHECKING:
+    from aidentify.inference.classify import TestTimeViews
 
 
 def resolve_teachers(settings: Distillation, classes: list[str]) -> list[Path]:
@@ -37,10 +41,27 @@ def resolve_teachers(settings: Distillation, classes: list[str]) -> list[Path]:
     return teachers
 
 
-def teacher_probabilities(teachers: list[Path], paths: list[str], tta_flip: bool, batch_size: int = 256,
+def teacher_views(settings: Distillation) -> TestTimeViews:
+    """The views each teacher classifies every training image in (``tta_flip``, ``tta_zooms``).
+
+    A teacher read in several views is more accurate than in one (the shipped
+    model: 0.8577 on FER+ Valid with one view, 0.8641 with 10), and a student
+    trained towards those averaged predictions learns, in one view, what the
+    views added.
+    """
+    from aidentify.inference.classify import TestTimeViews
+
+    return TestTimeViews(flip=settings.tta_flip, zooms=tuple(settings.tta_zooms))
+
+
+def teacher_probabilities(teachers: list[Path], paths: list[str], views: TestTimeViews, batch_size: int = 256,
                           progress: ProgressFn = no_progress) -> np.ndarray:
-    """The teachers' mean class probabilities for each image, at each teacher's own input size."""
-    from aidentify.inference.classify import TestTimeViews, load_classifier
+    """The teachers' mean class probabilities, ``(len(paths), n_classes) float32``, over ``views``.
+
+    Each teacher reads the images at its own input size; the probabilities
+    are averaged over its views, then over the teachers.
+    """
+    from aidentify.inference.classify import load_classifier
     from aidentify.train.evaluate import predict_probabilities
 
     total = np.zeros(0)
@@ -50,7 +71,7 @@ def teacher_probabilities(teachers: list[Path], paths: list[str], tta_flip: bool
         def report(task: str, done: int, steps: int, number: int = number) -> None:
             progress(f"teacher {number}/{len(teachers)} {task}", done, steps)
 
-        probs = predict_probabilities(model, paths, batch_size, TestTimeViews(flip=tta_flip), report)
+        probs = predict_probabilities(model, paths, batch_size, views, report)
         total = probs if number == 1 else total + probs
         del model
     return (total / len(teachers)).astype(np.float32)
@@ -67,4 +88,4 @@ def distilled_targets(targets: np.ndarray, teacher_probs: np.ndarray, weight: fl
 def teacher_record(teachers: list[Path], settings: Distillation) -> dict:
     """What run.json keeps about the teachers, so a run can be traced back to them."""
     return {"teachers": [{"path": str(t), "sha256": sha256_file(t)} for t in teachers],
-            "weight": settings.weight, "tta_flip": settings.tta_flip}
+            "weight": settings.weight, "tta_flip": settings.tta_flip, "tta_zooms": list(settings.tta_zooms)}

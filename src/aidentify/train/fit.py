@@ -76,7 +76,8 @@ def _compile(model: Any, config: TrainCommon, learning_rate: float, steps: int, 
     rate: Any = learning_rate
     if config.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps * epochs))
-    optimizer = keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+    optimizer = keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay,
+                                       use_ema=config.ema.enabled, ema_momentum=config.ema.momentum)
     optimizer.exclude_from_weight_decay(var_names=["bn", "bias", "norm"])
     model.compile(
         optimizer=optimizer,
@@ -96,12 +97,14 @@ def _build(config: TrainCommon, n_classes: int, base_weights: Path | None = None
 
 def _distill_targets(config: TrainCommon, data: TrainingInput, events: TrainEvents) -> dict[str, Any]:
     """Mix the teachers' predictions into the train targets (val keeps its labels); returns what run.json keeps."""
-    from aidentify.train.distill import distilled_targets, resolve_teachers, teacher_probabilities, teacher_record
+    from aidentify.train.distill import (distilled_targets, resolve_teachers, teacher_probabilities, teacher_record,
+                                         teacher_views)
 
     teachers = resolve_teachers(config.distill, data.classes)
-    events.message(f"distilling from {len(teachers)} teacher(s), weight {config.distill.weight:g}: "
-                   + ", ".join(str(t) for t in teachers))
-    probs = teacher_probabilities(teachers, data.train.paths, config.distill.tta_flip, progress=events.batch)
+    views = teacher_views(config.distill)
+    events.message(f"distilling from {len(teachers)} teacher(s) in {views.count} view(s), weight "
+                   f"{config.distill.weight:g}: " + ", ".join(str(t) for t in teachers))
+    probs = teacher_probabilities(teachers, data.train.paths, views, progress=events.batch)
     data.train.targets = distilled_targets(data.train.targets, probs, config.distill.weight)
     return teacher_record(teachers, config.distill)
 
@@ -306,7 +309,7 @@ def _train_phases(config: TrainCommon, events: TrainEvents, model: Any, strategy
             with strategy.scope():
                 trainable = unfreeze_top(model, config.densenet.fine_tune.unfreeze_layers)
                 _compile(model, config, rate, steps, phase_epochs)
-            state["phase"] = 2
+            state["phase"], state["ema_weights_in_model"] = 2, False  # a new optimizer, a new average
             events.message(f"fine-tuning: {trainable} DenseNet layers unfrozen, learning rate {rate:g}")
         callbacks = _callbacks(config, run_dir, metadata, state, events, steps, end_epoch, phase)
         try:
@@ -324,6 +327,31 @@ def _train_phases(config: TrainCommon, events: TrainEvents, model: Any, strategy
         if state["epoch"] < end_epoch:  # early stopping ended this phase
             state["epoch"] = end_epoch
             save_state(run_dir, state)
+
+
+def averaged_weights_swap(state: dict[str, Any]) -> Any:
+    """Keras's ``SwapEMAWeights`` (``swap_on_epoch``), remembering in ``state`` which weights the model holds.
+
+    From the end of an epoch to the start of the next the model holds the
+    moving average (Polyak and Juditsky, 1992), so validation, early stopping
+    and both saved files see it, while training steps go on from the raw
+    weights. A saved ``last.keras`` therefore holds the average in the model
+    and the raw weights in the optimizer's average slots;
+    ``state["ema_weights_in_model"]`` (kept in ``state.json``) tells a resumed
+    run to swap them back before its first step.
+    """
+    import keras
+
+    class SwapAveragedWeights(keras.callbacks.SwapEMAWeights):
+        def __init__(self) -> None:
+            super().__init__(swap_on_epoch=True)
+            self._ema_weights_in_model = bool(state.get("ema_weights_in_model", False))
+
+        def _swap_variables(self) -> None:
+            super()._swap_variables()
+            state["ema_weights_in_model"] = not state.get("ema_weights_in_model", False)
+
+    return SwapAveragedWeights()
 
 
 def _callbacks(config, run_dir: Path, metadata, state, events, steps: int, end_epoch: int, phase: str):
@@ -351,6 +379,8 @@ def _callbacks(config, run_dir: Path, metadata, state, events, steps: int, end_e
             events.epoch({"epoch": epoch + 1, "epochs": end_epoch, "phase": phase, "best": improved, **logs})
 
     callbacks: list[Any] = [keras.callbacks.CSVLogger(str(run_dir / "results.csv"), append=True)]
+    if config.ema.enabled:  # before the callbacks that judge and save: they see the averaged weights
+        callbacks.append(averaged_weights_swap(state))
     if config.early_stopping.enabled:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=config.early_stopping.patience, restore_best_weights=True,
