@@ -9,9 +9,9 @@ TINY_CNN = {"filters": [8, 16], "convs_per_block": 1, "dense_units": 16}
 
 
 def cnn_config(data, tmp_path, epochs=1, **extra):
+    extra.setdefault("cnn", TINY_CNN)
     return CnnTrainConfig(data_dir=data / "augmented", project=tmp_path / "runs", image_size=32,
-                          epochs=epochs, batch_size=16, tensorboard=epochs == 1 and not extra, cnn=TINY_CNN,
-                          **extra)
+                          epochs=epochs, batch_size=16, tensorboard=epochs == 1 and len(extra) == 1, **extra)
 
 
 def densenet_config(data, tmp_path):

@@ -38,6 +38,9 @@ class ReduceLR(StrictModel):
 class CnnArchitecture(StrictModel):
     filters: list[int] = Field(default_factory=lambda: [32, 64, 128, 256])
     convs_per_block: int = Field(default=2, ge=1, le=4)
+    block: Literal["plain", "residual"] = "plain"  # residual: a shortcut around each block's convolutions
+    separable: bool = False  # depthwise-separable 3x3 convolutions (all but the first)
+    squeeze_excite: int = Field(default=0, ge=0)  # reduction ratio of a squeeze-and-excitation gate; 0 = none
     dropout: float = Field(default=0.4, ge=0.0, lt=1.0)
     dense_units: int = Field(default=256, ge=0)
 

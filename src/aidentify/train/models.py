@@ -71,12 +71,14 @@ def _input_and_augment(size: int, augmentation: Augmentation, seed: int):
 
 
 def build_cnn(size: int, n_classes: int, arch: CnnArchitecture, augmentation: Augmentation, seed: int) -> Any:
-    """A VGG-style CNN for 48-96 px grayscale faces.
+    """A CNN for 48-96 px grayscale faces: ``(N, size, size, 1) uint8`` in, ``(N, n_classes)`` softmax out.
 
     Blocks of ``convs_per_block`` 3x3 convolutions (BatchNorm, ReLU), each
     block followed by 2x2 max pooling and light dropout; then global average
     pooling, a dense layer and a softmax. Global pooling keeps the parameter
-    count (about 1.3M by default) independent of the input size.
+    count (about 1.3M by default) independent of the input size. The default
+    (``block: plain``) is VGG-style; :func:`_conv_block` describes the
+    residual, separable and squeeze-and-excitation variants.
     """
     import keras
     from keras import layers
@@ -84,11 +86,7 @@ def build_cnn(size: int, n_classes: int, arch: CnnArchitecture, augmentation: Au
     inputs, x = _input_and_augment(size, augmentation, seed)
     x = layers.Rescaling(1 / 255.0, name="scale")(x)
     for b, filters in enumerate(arch.filters, 1):
-        for c in range(arch.convs_per_block):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                              name=f"block{b}_conv{c + 1}")(x)
-            x = layers.BatchNormalization(name=f"block{b}_bn{c + 1}")(x)
-            x = layers.ReLU(name=f"block{b}_relu{c + 1}")(x)
+        x = _conv_block(x, b, filters, arch)
         x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
         x = layers.Dropout(min(0.1 * b, 0.3), name=f"block{b}_drop")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -99,6 +97,51 @@ def build_cnn(size: int, n_classes: int, arch: CnnArchitecture, augmentation: Au
     x = layers.Dropout(arch.dropout, name="head_drop")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="emotion")(x)
     return keras.Model(inputs, outputs, name="aidentify_cnn")
+
+
+def _conv_block(x: Any, b: int, filters: int, arch: CnnArchitecture) -> Any:
+    """One block's convolutions (3x3, BatchNorm, ReLU), before its pooling.
+
+    ``separable``: every 3x3 convolution but the network's first is
+    depthwise-separable (a 3x3 per channel, then a 1x1 across channels;
+    Howard et al., 2017, MobileNets), about 8 times fewer multiply-adds at
+    these widths. ``block: residual`` adds the block's input (through a 1x1
+    projection when the width changes) before the last ReLU (He et al., 2016).
+    ``squeeze_excite: r`` scales each channel by a gate computed from the
+    block's globally pooled output through a C/r bottleneck (Hu et al., 2018).
+    The layer names of the plain block are the ones ``init_weights`` matches.
+    """
+    from keras import layers
+
+    shortcut = x
+    for c in range(arch.convs_per_block):
+        name = f"block{b}_conv{c + 1}"
+        if arch.separable and not (b == 1 and c == 0):
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+        else:
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+        x = layers.BatchNormalization(name=f"block{b}_bn{c + 1}")(x)
+        if arch.block == "plain" or c < arch.convs_per_block - 1:
+            x = layers.ReLU(name=f"block{b}_relu{c + 1}")(x)
+    if arch.squeeze_excite:
+        x = _squeeze_excite(x, b, filters, arch.squeeze_excite)
+    if arch.block == "residual":
+        if shortcut.shape[-1] != filters:
+            shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"block{b}_project")(shortcut)
+            shortcut = layers.BatchNormalization(name=f"block{b}_project_bn")(shortcut)
+        x = layers.Add(name=f"block{b}_add")([x, shortcut])
+        x = layers.ReLU(name=f"block{b}_relu{arch.convs_per_block}")(x)
+    return x
+
+
+def _squeeze_excite(x: Any, b: int, filters: int, ratio: int) -> Any:
+    """Hu et al. (2018): global average pool, C/ratio ReLU bottleneck, C sigmoid gates, channel-wise scaling."""
+    from keras import layers
+
+    gate = layers.GlobalAveragePooling2D(keepdims=True, name=f"block{b}_se_pool")(x)
+    gate = layers.Conv2D(max(1, filters // ratio), 1, activation="relu", name=f"block{b}_se_reduce")(gate)
+    gate = layers.Conv2D(filters, 1, activation="sigmoid", name=f"block{b}_se_expand")(gate)
+    return layers.Multiply(name=f"block{b}_se_scale")([x, gate])
 
 
 def build_densenet(size: int, n_classes: int, arch: DenseNetArchitecture, augmentation: Augmentation,

@@ -94,6 +94,9 @@ def _weighted_layers(model: Any) -> list[tuple[Any, Any | None]]:
     """(conv or dense layer, the BatchNormalization after it or None), in model order."""
     import keras
 
+    branched = [layer for layer in model.layers if isinstance(layer, (keras.layers.Add, keras.layers.Multiply))]
+    if branched:  # shortcuts and gates: the file's layer order no longer follows one chain
+        raise _not_plain(branched[0])
     pairs: list[tuple[Any, Any | None]] = []
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
@@ -104,9 +107,14 @@ def _weighted_layers(model: Any) -> list[tuple[Any, Any | None]]:
                                   "a convolution or dense layer")
             pairs[-1] = (pairs[-1][0], layer)
         elif layer.weights and not isinstance(layer, keras.layers.Rescaling):
-            raise ConfigError(f"cannot rebuild layer {layer.name!r} ({type(layer).__name__}) from a .tflite file; "
-                              "only the custom CNN can start from one")
+            raise _not_plain(layer)
     return pairs
+
+
+def _not_plain(layer: Any) -> ConfigError:
+    return ConfigError(f"cannot rebuild layer {layer.name!r} ({type(layer).__name__}) from a .tflite file; "
+                       "only the plain custom CNN (cnn.block plain, no separable or squeeze_excite) can "
+                       "start from one; give the run folder or .keras model instead")
 
 
 def _input_scale(model: Any) -> float:
