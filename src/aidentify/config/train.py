@@ -83,6 +83,7 @@ class TrainCommon(StrictModel):
     image_size: int = Field(default=64, ge=32, le=512)
     labels: Literal["majority", "soft"] = "soft"
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=0.5)
+    mixup: float = Field(default=0.0, ge=0.0)  # Beta(mixup, mixup) blends of pairs of faces and targets; 0 = off
     class_weights: Literal["none", "balanced"] = "none"
     max_samples: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=64, ge=1)
