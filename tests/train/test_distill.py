@@ -12,7 +12,7 @@ from aidentify.files import sha256_file
 from aidentify.inference.classify import TestTimeViews, load_classifier
 from aidentify.train import fit
 from aidentify.train.data import load_training_input
-from aidentify.train.distill import distilled_targets, teacher_probabilities, teacher_views
+from aidentify.train.distill import distilled_targets, teacher_probabilities
 from aidentify.train.evaluate import predict_probabilities
 from aidentify.train.fit import TrainEvents, train
 
@@ -44,8 +44,8 @@ def test_teacher_probabilities_average_the_teachers_and_their_views(tiny_keras_m
 
 
 def test_the_config_names_the_teachers_views():
-    assert teacher_views(Distillation()).count == 2  # flip only, as before zooms were offered
-    assert teacher_views(Distillation(tta_flip=True, tta_zooms=[0.96, 0.92, 0.88, 0.83])).count == 10
+    assert TestTimeViews.from_settings(Distillation()).count == 2  # flip only, as before zooms were offered
+    assert TestTimeViews.from_settings(Distillation(tta_flip=True, tta_zooms=[0.96, 0.92, 0.88, 0.83])).count == 10
 
 
 def test_a_distilled_run_trains_on_the_mixed_targets_and_records_its_teachers(tiny_data, tmp_path, monkeypatch):

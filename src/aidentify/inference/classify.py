@@ -85,7 +85,7 @@ class TestTimeViews:
 
     @classmethod
     def from_settings(cls, settings: Any) -> TestTimeViews:
-        """The views a stage's config asks for (``tta_flip`` and ``tta_zooms``, in evaluate and live)."""
+        """The views a config section asks for (``tta_flip`` and ``tta_zooms``: evaluate, live, distill)."""
         return cls(flip=settings.tta_flip, zooms=tuple(settings.tta_zooms))
 
     @property

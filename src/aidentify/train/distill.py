@@ -41,25 +41,15 @@ def resolve_teachers(settings: Distillation, classes: list[str]) -> list[Path]:
     return teachers
 
 
-def teacher_views(settings: Distillation) -> TestTimeViews:
-    """The views each teacher classifies every training image in (``tta_flip``, ``tta_zooms``).
-
-    A teacher read in several views is more accurate than in one (the shipped
-    model: 0.8577 on FER+ Valid with one view, 0.8641 with 10), and a student
-    trained towards those averaged predictions learns, in one view, what the
-    views added.
-    """
-    from aidentify.inference.classify import TestTimeViews
-
-    return TestTimeViews(flip=settings.tta_flip, zooms=tuple(settings.tta_zooms))
-
-
 def teacher_probabilities(teachers: list[Path], paths: list[str], views: TestTimeViews, batch_size: int = 256,
                           progress: ProgressFn = no_progress) -> np.ndarray:
     """The teachers' mean class probabilities, ``(len(paths), n_classes) float32``, over ``views``.
 
     Each teacher reads the images at its own input size; the probabilities
-    are averaged over its views, then over the teachers.
+    are averaged over its views (``TestTimeViews.from_settings(distill)``:
+    a teacher read in several views is more accurate than in one, the shipped
+    model 0.8577 on FER+ Valid with one view and 0.8641 with 10), then over
+    the teachers.
     """
     from aidentify.inference.classify import load_classifier
     from aidentify.train.evaluate import predict_probabilities

@@ -97,11 +97,11 @@ def _build(config: TrainCommon, n_classes: int, base_weights: Path | None = None
 
 def _distill_targets(config: TrainCommon, data: TrainingInput, events: TrainEvents) -> dict[str, Any]:
     """Mix the teachers' predictions into the train targets (val keeps its labels); returns what run.json keeps."""
-    from aidentify.train.distill import (distilled_targets, resolve_teachers, teacher_probabilities, teacher_record,
-                                         teacher_views)
+    from aidentify.inference.classify import TestTimeViews
+    from aidentify.train.distill import distilled_targets, resolve_teachers, teacher_probabilities, teacher_record
 
     teachers = resolve_teachers(config.distill, data.classes)
-    views = teacher_views(config.distill)
+    views = TestTimeViews.from_settings(config.distill)  # the same tta_flip/tta_zooms keys as evaluate's
     events.message(f"distilling from {len(teachers)} teacher(s) in {views.count} view(s), weight "
                    f"{config.distill.weight:g}: " + ", ".join(str(t) for t in teachers))
     probs = teacher_probabilities(teachers, data.train.paths, views, progress=events.batch)
