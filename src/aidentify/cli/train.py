@@ -1,4 +1,4 @@
-"""Training and evaluation commands: train (train-cnn, train-densenet), evaluate."""
+"""Training and evaluation commands: train (train-cnn, train-densenet), average, evaluate."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from aidentify.cli.app import (
     run_guarded,
     say_config,
 )
-from aidentify.config import TRAIN_CONFIGS, EvaluateConfig, load_config
+from aidentify.config import TRAIN_CONFIGS, AverageConfig, EvaluateConfig, load_config
 
 ResumeOption = Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run folder (its own config is used).",
                                                    show_default=False)]
@@ -104,6 +104,36 @@ def train_densenet(resume: ResumeOption = None, name: NameOption = None, epochs:
                    config: ConfigOption = None, set_: SetOption = None, verbose: VerboseOption = False) -> None:
     """Same as `train --model densenet`."""
     _train("densenet", config, set_, resume, name, epochs, verbose)
+
+
+@app.command()
+def average(
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="A run folder, .keras or .tflite file, or default (the shipped model); repeat for each model to average [default: the config's models].",
+                                                    show_default=False)] = None,
+    name: NameOption = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Average the weights of CNN runs fine-tuned from one start into one model (a model soup)."""
+    from aidentify.train.average import average_runs
+
+    def work() -> None:
+        cfg, origin = load_config(AverageConfig, config, set_, {"name": name, "models": model}, stage="average")
+        say_config(origin)
+        with progress_bar() as progress:
+            result = average_runs(cfg, progress=progress)
+        table = Table(title=f"FER+ Valid accuracy, one view (n={result.val_images})")
+        table.add_column("model")
+        table.add_column("accuracy", justify="right")
+        for ingredient in result.ingredients:
+            table.add_row(escape(str(ingredient.source)), f"{ingredient.val_accuracy:.4f}")
+        table.add_row("[bold]average[/]", f"[bold]{result.val_accuracy:.4f}[/]")
+        console.print(table)
+        console.print(f"[green]done[/]: {len(result.ingredients)} models averaged, BatchNorm statistics from "
+                      f"{result.calibration_images} training images -> {result.run_dir}/weights/best.keras")
+
+    run_guarded(verbose, work)
 
 
 @app.command()

@@ -48,6 +48,7 @@ from aidentify.config.runtime import (
 from aidentify.config.train import (
     TRAIN_CONFIGS,
     Augmentation,
+    AverageConfig,
     CnnArchitecture,
     CnnTrainConfig,
     DenseNetArchitecture,
@@ -69,6 +70,7 @@ STAGE_CONFIGS: dict[str, type[StrictModel]] = {
     "augment": AugmentConfig,
     "train_cnn": CnnTrainConfig,
     "train_densenet": DenseNetTrainConfig,
+    "average": AverageConfig,
     "evaluate": EvaluateConfig,
     "live": LiveConfig,
     "serve": ServeConfig,

@@ -119,3 +119,15 @@ class DenseNetTrainConfig(TrainCommon):
 
 
 TRAIN_CONFIGS: dict[str, type[TrainCommon]] = {"cnn": CnnTrainConfig, "densenet": DenseNetTrainConfig}
+
+
+# ---------------------------------------------------------------------- average
+class AverageConfig(StrictModel):
+    """``aidentify average``: one CNN whose weights are the mean of several finished runs' (a model soup)."""
+
+    data_dir: Path = Path("data/augmented")
+    project: Path = Path("runs")
+    name: str = "average"
+    models: list[str] = Field(default_factory=list)
+    calibration_images: int = Field(default=4000, ge=64)
+    batch_size: int = Field(default=256, ge=1)

@@ -86,8 +86,11 @@ def load_initial_weights(model: Any, source: Path, calibration_paths: list[str],
     if source.suffix.lower() == ".tflite":
         from aidentify.train.tflite_weights import load_tflite_weights
 
-        images = _sample_images(calibration_paths, image_size, TFLITE_CALIBRATION_IMAGES)
-        difference = load_tflite_weights(model, source, images)
+        images = sample_images(calibration_paths, image_size, TFLITE_CALIBRATION_IMAGES)
+        try:
+            difference = load_tflite_weights(model, source, images)
+        except ConfigError as exc:
+            raise ConfigError(f"init_weights: {exc}") from None
         return (f"starting from the weights of {source}, unfolded from TFLite (BatchNorm statistics from "
                 f"{len(images)} training images; largest probability difference {difference:.4f})")
     trained = keras.models.load_model(source, compile=False)
@@ -105,8 +108,9 @@ def load_initial_weights(model: Any, source: Path, calibration_paths: list[str],
     return f"starting from the weights of {source}{resized}"
 
 
-def _sample_images(paths: list[str], image_size: int, count: int) -> Any:
-    """``count`` images spread evenly over ``paths`` (which are grouped by class), as one uint8 array."""
+def sample_images(paths: list[str], image_size: int, count: int) -> Any:
+    """``count`` images spread evenly over ``paths`` (which are grouped by class), as one
+    (count, image_size, image_size, 1) uint8 array (fewer when ``paths`` has fewer)."""
     import numpy as np
 
     step = max(1, len(paths) // count)

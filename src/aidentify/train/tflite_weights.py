@@ -132,14 +132,14 @@ def _input_scale(model: Any) -> float:
 def _set_folded(model: Any, pairs: list[tuple[Any, Any | None]], folded: list[FoldedLayer], source: Path) -> None:
     """Put the folded kernels in place, each BatchNorm set to add the folded bias and nothing else."""
     if len(folded) != len(pairs):
-        raise ConfigError(f"init_weights {source} has {len(folded)} convolution and dense layers, this "
+        raise ConfigError(f"{source} has {len(folded)} convolution and dense layers, this "
                           f"architecture {len(pairs)}; use the cnn settings of the model it came from")
     scale = _input_scale(model)
     for index, ((layer, norm), item) in enumerate(zip(pairs, folded)):
         kernel = item.kernel / scale if index == 0 else item.kernel
         expected = tuple(layer.kernel.shape)
         if kernel.shape != expected:
-            raise ConfigError(f"init_weights {source} does not match this architecture at layer {layer.name!r} "
+            raise ConfigError(f"{source} does not match this architecture at layer {layer.name!r} "
                               f"(kernel {kernel.shape}, expected {expected}); use the cnn settings of the "
                               "model it came from")
         bias = item.bias if item.bias is not None else np.zeros(expected[-1], np.float32)
@@ -185,6 +185,6 @@ def load_tflite_weights(model: Any, source: Path, images: np.ndarray) -> float:
     rebuilt = model.predict(images, batch_size=64, verbose=0)
     difference = float(np.abs(rebuilt - load_classifier(source, backend="litert")(images)).max())
     if difference > MAX_PROBABILITY_DIFFERENCE:
-        raise ConfigError(f"init_weights {source}: the rebuilt model disagrees with the .tflite file by "
+        raise ConfigError(f"{source}: the rebuilt model disagrees with the .tflite file by "
                           f"{difference:.3f} in probability; it was not exported from this architecture")
     return difference
