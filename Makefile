@@ -83,7 +83,19 @@ default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferp
 		--set init_weights=$$(ls -td runs/cnn/anneal*/ | head -n 1)
 	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle7/train_cnn.yaml \
 		--set init_weights=$$(ls -td runs/cnn/default-cycle6*/ | head -n 1)
-	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/default-cycle7*/ | head -n 1)
+	$(BIN)/aidentify export --model $$(ls -td runs/cnn/default-cycle7*/ | head -n 1)
+	C7=$$(ls -td runs/cnn/default-cycle7*/ | head -n 1)weights/best.int8.tflite; set -e; \
+	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle8/float/train_cnn.yaml \
+		--set init_weights=$$C7; \
+	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle8/distill-flip/train_cnn.yaml \
+		--set init_weights=$$C7 --set "distill.teachers=[$$C7]"; \
+	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle8/distill-views-ema/train_cnn.yaml \
+		--set init_weights=$$C7 --set "distill.teachers=[$$C7]"; \
+	$(BIN)/aidentify train --model cnn --config configs/default-model/cycle8/bf16-seed61/train_cnn.yaml \
+		--set init_weights=$$C7; \
+	$(BIN)/aidentify average --config configs/default-model/average.yaml -m $$C7 \
+		$$(for run in cycle8 distill-flip distill10-ema soup-s61; do echo -m $$(ls -td runs/cnn/$$run*/ | head -n 1); done)
+	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/soup*/ | head -n 1)
 
 bench: $(STAMP)  ## data, training, detection, live, tracking and serve; default model vs the fer package (README tables)
 	$(BIN)/pip install --quiet --no-deps fer==25.10.3 "setuptools<81"

@@ -1,6 +1,6 @@
 """Turn a finished training run into the default model shipped in the package.
 
-    python scripts/ship_default_model.py runs/cnn/default-cycle7 [--kind int8|float32]
+    python scripts/ship_default_model.py runs/cnn/soup [--kind int8|float32]
     python scripts/ship_default_model.py --rescore
 
 Exports the run's best.keras to TFLite (checked against Keras by `export`),
@@ -35,11 +35,16 @@ from aidentify.inference.modelfile import DEFAULT_MODEL, embed_tflite_metadata, 
 
 CONFUSION_SVG = Path("docs/default-model-confusion.svg")
 # The recipe `make default-model` runs: a first cosine cycle, then six more, each from the best weights
-# before it: three at 48 px, a gentle one from the fourth stage's int8 export, then two at 64 px.
+# before it: three at 48 px, a gentle one from the fourth stage's int8 export, then two at 64 px;
+# then four fine-tunes of the seventh stage's int8 export, averaged with it into one model.
+FINE_TUNES = ["float", "distill-flip", "distill-views-ema", "bf16-seed61"]
 TRAIN_COMMANDS = [
     "aidentify train --model cnn --config configs/default-model/train_cnn.yaml",
     *(f"aidentify train --model cnn --config configs/default-model/cycle{n}/train_cnn.yaml" for n in range(2, 8)),
+    *(f"aidentify train --model cnn --config configs/default-model/cycle8/{name}/train_cnn.yaml"
+      for name in FINE_TUNES),
 ]
+AVERAGE_COMMAND = "aidentify average --config configs/default-model/average.yaml"
 # The test-time views the model card reports (evaluate/live --set tta_flip=true --set tta_zooms=[...]):
 # the original, four centre zooms (1 to 4 px per side at 48 px, 1 to 5 at 64) and the mirror of each, 10 views.
 # Chosen on the held-out `test` split, not on Valid.
@@ -76,6 +81,9 @@ def training_stages(run: Path) -> list[dict]:
         "trained": [run_info["started"], run_info["finished"]],
         "versions": run_info["versions"],
     }
+    if run_info.get("distill"):  # the teachers' exact files, by SHA-256
+        stage["distill"] = {**run_info["distill"], "teachers": [
+            {"file": Path(t["path"]).name, "sha256": t["sha256"]} for t in run_info["distill"]["teachers"]]}
     if not run_info.get("init_weights"):
         return [stage]
     stage["init_weights_sha256"] = run_info["init_weights_sha256"]
@@ -85,6 +93,40 @@ def training_stages(run: Path) -> list[dict]:
     parent = Path(run_info["init_weights"])
     parent = parent if parent.is_absolute() else workdir / parent
     return [*training_stages(parent.parents[1]), stage]
+
+
+def recipe_stages(run: Path) -> tuple[list[dict], dict | None]:
+    """The training stages behind ``run`` and, for a run made by ``aidentify average``, what was averaged.
+
+    An averaged run's models must be fine-tunes of one starting file (their stages identical up to
+    the last) and that file itself; the stages are then the shared ones followed by each fine-tune.
+    """
+    run_info = json.loads((run / "run.json").read_text())
+    if "averaged" not in run_info:
+        return training_stages(run), None
+    workdir = run.resolve().parents[2]  # where `average` ran: its model paths are relative to it
+    chains, files = [], []
+    for item in run_info["averaged"]:
+        path = Path(item["model"])
+        path = path if path.is_absolute() else workdir / path
+        if path.suffix.lower() == ".tflite":
+            files.append(item)
+        else:
+            chains.append(training_stages(path.parents[1]))  # <run>/weights/best.keras
+    shared = chains[0][:-1] if chains else []
+    starts = {chain[-1].get("init_weights_sha256") for chain in chains}
+    if any(chain[:-1] != shared for chain in chains) or len(starts) != 1 or \
+            any(item["sha256"] not in starts for item in files):
+        raise SystemExit(f"error: the models averaged into {run} are not all fine-tunes of one file and that "
+                         "file; average runs that started from the same weights")
+    average = {"run": run.name, "command": AVERAGE_COMMAND, "method": run_info["method"],
+               "config": yaml.safe_load((run / "config.yaml").read_text()),
+               "calibration_images": run_info["calibration_images"],
+               "models": [{"model": Path(item["model"]).name if Path(item["model"]).suffix == ".tflite"
+                           else Path(item["model"]).parents[1].name, "sha256": item["sha256"],
+                           "fer_plus_valid_float32": item["val_accuracy"]} for item in run_info["averaged"]],
+               "fer_plus_valid_float32": run_info["best"]["val_accuracy"], "averaged": run_info["finished"]}
+    return [*shared, *(chain[-1] for chain in chains)], average
 
 
 def _scores(metrics: dict) -> dict:
@@ -108,7 +150,7 @@ def score_on_valid(model: Path, data_dir: Path, scratch: Path, shipped: bool) ->
 def ship_run(run: Path, kind: str, data_dir: Path) -> tuple[bytes, dict]:
     """Export, score and describe the best checkpoint of ``run``; returns the file to ship and its provenance."""
     run_info = json.loads((run / "run.json").read_text())
-    stages = training_stages(run)  # before anything is scored or drawn: a refused run changes nothing
+    stages, average = recipe_stages(run)  # before anything is scored or drawn: a refused run changes nothing
     if len(stages) != len(TRAIN_COMMANDS):
         raise SystemExit(f"error: {run} comes from {len(stages)} training stages, the recipe has "
                          f"{len(TRAIN_COMMANDS)}; ship the run of its last stage")
@@ -121,6 +163,7 @@ def ship_run(run: Path, kind: str, data_dir: Path) -> tuple[bytes, dict]:
         provenance = {
             "commands": TRAIN_COMMANDS,
             "stages": stages,
+            **({"average": average} if average else {}),
             "data_manifest_sha256": run_info["data_manifest_sha256"],
             "train_images": run_info["train_images"],
             "val_images": run_info["val_images"],

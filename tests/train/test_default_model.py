@@ -61,3 +61,21 @@ def test_the_model_card_publishes_the_recorded_scores(provenance, page):
     views = provenance["test_time_views"]
     command = f'--set tta_flip=true --set "tta_zooms=[{", ".join(str(z) for z in views["tta_zooms"])}]"'
     assert views["tta_flip"] and command in readme  # the page gives the command that reproduces the row
+
+
+def test_an_averaged_default_model_names_each_averaged_file_and_its_config(provenance):
+    average = provenance.get("average")
+    if average is None:  # a model from one run: nothing averaged to check
+        assert len(provenance["stages"]) == len(provenance["commands"])
+        return
+    from aidentify.config import AverageConfig
+
+    args = shlex.split(average["command"])
+    config, _ = load_config(AverageConfig, ROOT / args[args.index("--config") + 1])
+    assert config.name == average["config"]["name"]
+    assert config.calibration_images == average["calibration_images"]
+    assert average["command"].split("--config ")[1] in (ROOT / "Makefile").read_text()
+    fine_tunes = [s for s in provenance["stages"] if s["run"] in {m["model"] for m in average["models"]}]
+    starts = {s["init_weights_sha256"] for s in fine_tunes}
+    assert len(fine_tunes) >= 2 and len(starts) == 1  # fine-tunes of one file...
+    assert len(average["models"]) == len(fine_tunes) + 1 and starts <= {m["sha256"] for m in average["models"]}

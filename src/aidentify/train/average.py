@@ -209,7 +209,8 @@ def _write_run(run_dir: Path, model: Any, metadata: dict[str, Any], config: Aver
         "run_dir": str(run_dir), "model": "cnn", "status": "finished", "method": METHOD,
         "data_manifest": str(Path(config.data_dir) / "manifest.csv"),
         "data_manifest_sha256": data.manifest_sha256, "classes": data.classes,
-        "calibration_images": calibration_images, "val_images": len(data.val.paths),
+        "calibration_images": calibration_images, "train_images": len(data.train.paths),
+        "val_images": len(data.val.paths),
         "averaged": [{"model": str(i.source), "sha256": i.sha256, "val_accuracy": i.val_accuracy}
                      for i in ingredients],
         "best": {"val_accuracy": accuracy}, "versions": library_versions(),
