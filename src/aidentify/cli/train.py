@@ -108,9 +108,10 @@ def train_densenet(resume: ResumeOption = None, name: NameOption = None, epochs:
 
 @app.command()
 def average(
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="A run folder, .keras or .tflite file, or default (the shipped model); repeat for each model to average [default: the config's models].",
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", metavar="PATH", help="A run folder, .keras or .tflite file, or default (the shipped model); repeat for each model to average [default: the config's models].",
                                                     show_default=False)] = None,
-    name: NameOption = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run name; the average goes to runs/cnn/<name>N [default: average].",
+                                             show_default=False)] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
     verbose: VerboseOption = False,
