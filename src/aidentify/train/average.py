@@ -81,11 +81,11 @@ def average_runs(config: AverageConfig, progress: Progress = lambda task, done, 
                                                                  cache="none")])
     val_labels = np.array([data.classes.index(label) for label in data.val.labels])
 
-    template = _template(sources)
+    template_source, template = _template(sources)
     ingredients, weights = [], []
     for done, source in enumerate(sources):
         progress("models", done, len(sources))
-        model = _ingredient(template, source, calibration)
+        model = template if source == template_source else _ingredient(template, source, calibration)
         weights.append(model.get_weights())
         ingredients.append(Ingredient(source, sha256_file(source), _accuracy(model, val_images, val_labels,
                                                                              config.batch_size)))
@@ -128,11 +128,12 @@ def _data_for(config: AverageConfig, classes: list[str]) -> TrainingInput:
     return data
 
 
-def _template(sources: list[Path]) -> Any:
-    """The first ``.keras`` model, in float32: the architecture every ingredient is read into."""
+def _template(sources: list[Path]) -> tuple[Path, Any]:
+    """The first ``.keras`` model and its path; the model, in float32, gives the architecture every
+    other ingredient is read into (its weights are replaced by the average at the end)."""
     first_keras = next(source for source in sources if source.suffix.lower() == ".keras")
     model, _ = load_model(first_keras)
-    return model
+    return first_keras, model
 
 
 def _ingredient(template: Any, source: Path, calibration: np.ndarray) -> Any:
@@ -142,8 +143,7 @@ def _ingredient(template: Any, source: Path, calibration: np.ndarray) -> Any:
     if source.suffix.lower() == ".tflite":
         from aidentify.train.tflite_weights import load_tflite_weights
 
-        model = keras.models.clone_model(template)
-        model.set_weights(template.get_weights())
+        model = keras.models.clone_model(template)  # every weight is then set from the file
         try:
             load_tflite_weights(model, source, calibration[:1024])
         except ConfigError as exc:
