@@ -58,7 +58,7 @@ class Engine:
             pipeline = LivePipeline(classifier, self.live_config, stills=True, detector=self.detectors["still"])
             pipeline(image, draw=False)
             size = classifier.info.input_size
-            for batch in (1, 2, 4, 8):
+            for batch in range(1, 9):  # a photo's faces are few; each count has its own interpreter
                 classifier(np.zeros((batch, size, size), np.uint8))
         self.detectors["video"].detect(image)
 
