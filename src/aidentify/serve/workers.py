@@ -32,7 +32,7 @@ import numpy as np
 from aidentify.config import LiveConfig, ServeConfig
 from aidentify.errors import AidentifyError
 from aidentify.faces.detector import FaceDetector, Faces, make_detector
-from aidentify.inference.classify import Classifier, ModelInfo, load_classifier
+from aidentify.inference.classify import BATCH_BUCKETS, Classifier, ModelInfo, load_classifier
 from aidentify.live.pipeline import LivePipeline, video_settings
 from aidentify.processes import process_pool
 from aidentify.serve.errors import ApiError
@@ -58,7 +58,7 @@ class Engine:
             pipeline = LivePipeline(classifier, self.live_config, stills=True, detector=self.detectors["still"])
             pipeline(image, draw=False)
             size = classifier.info.input_size
-            for batch in range(1, 9):  # a photo's faces are few; each count has its own interpreter
+            for batch in (b for b in BATCH_BUCKETS if b <= 8):  # a photo's faces are few
                 classifier(np.zeros((batch, size, size), np.uint8))
         self.detectors["video"].detect(image)
 
