@@ -100,12 +100,24 @@ def lock_output_folder(folder: Path) -> contextlib.AbstractContextManager[None]:
     return folder_lock(lock_file_for(folder), f"{folder} is being written")
 
 
+HOLDER_WAIT_S = 1.0  # how long a refusal waits for a just-started holder to write its PID
+
+
 def _read_holder(fd: int) -> str:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return ""
-    return text if text.isdigit() else ""
+    """The PID the lock's holder wrote, or "" if none appears within ``HOLDER_WAIT_S``.
+
+    The holder writes its PID just after taking the lock, so a process refused in
+    between would otherwise read an empty file and name no one.
+    """
+    deadline = time.monotonic() + HOLDER_WAIT_S
+    while True:
+        try:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            return ""
+        if text.isdigit() or time.monotonic() >= deadline:
+            return text if text.isdigit() else ""
+        time.sleep(0.02)
 
 
 def process_pool(workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple = (),
