@@ -10,7 +10,8 @@ import pytest
 from conftest import make_ferplus_tree, one_hot_votes, texture, write_image
 
 from aidentify.config import CleanConfig, DownloadConfig
-from aidentify.data.clean import clean, near_duplicate_pairs
+from aidentify.data.clean import clean
+from aidentify.data.dedup import near_duplicate_pairs
 from aidentify.data.download import download
 from aidentify.errors import StageInputMissing
 
@@ -218,3 +219,50 @@ def test_training_without_val_images_says_what_to_do(workdir):
                                          "b.png,sadness,train,x,x/b\n")
     with pytest.raises(DataError, match=r"found 2 train, 0 val\); add images .* own val split"):
         load_training_input(folder, "majority", None, 0)
+
+
+def test_ambiguous_training_images_are_kept_only_with_the_option_and_only_in_train(workdir):
+    ambiguous = [4, 4, 2, 0, 0, 0, 0, 0, 0, 0]        # neutral and happiness tie: no majority
+    mostly_unknown = [2, 0, 0, 0, 0, 0, 0, 0, 4, 4]   # no agreement, but most votes are not emotions
+    train = [one_hot_votes(c) for c in ("neutral", "anger") for _ in range(10)]
+    tree = make_ferplus_tree(workdir / "src", {"train": train + [ambiguous, mostly_unknown],
+                                               "val": [one_hot_votes("anger")] * 3 + [ambiguous]})
+    _download_tree(workdir, tree)
+    off = clean(_config())
+    kept_off = pd.read_csv(workdir / "data/clean/manifest.csv")
+    on = clean(_config(votes={"ambiguous_train": True}))
+    kept_on = pd.read_csv(workdir / "data/clean/manifest.csv")
+    dropped_on = pd.read_csv(workdir / "data/clean/dropped.csv")
+
+    added = kept_on[~kept_on["id"].isin(kept_off["id"])]
+    assert list(added["split"]) == ["train"] and list(added["label"]) == ["neutral"]  # tie: first class
+    assert added["votes_neutral"].iloc[0] == 4 and added["votes_happiness"].iloc[0] == 4
+    assert on.report["ambiguous_train"] == 1 and off.report["ambiguous_train"] == 0
+    # the ambiguous val image and the mostly-unknown train image are still dropped
+    assert sorted(dropped_on.loc[dropped_on["reason"] == "no_agreement", "split"]) == ["train", "val"]
+    # every agreed image keeps its split (the carved test split too)
+    merged = kept_off.merge(kept_on, on="id", suffixes=("_off", "_on"))
+    assert len(merged) == len(kept_off)
+    assert (merged["split_off"] == merged["split_on"]).all()
+    assert (merged["label_off"] == merged["label_on"]).all()
+
+
+def test_an_ambiguous_duplicate_never_displaces_an_agreed_image(workdir):
+    tree = make_ferplus_tree(workdir / "src", {"train": [one_hot_votes("sadness")] * 6
+                                               + [[4, 0, 0, 4, 0, 0, 0, 0, 0, 2]] * 3})
+    face, other = texture(999), texture(998)
+    write_image(tree / "FER2013Train" / "fer0000000.png", face)    # agreed (sadness)
+    write_image(tree / "FER2013Train" / "fer0000003.png", other)   # agreed (sadness)
+    write_image(tree / "FER2013Train" / "fer0000006.png", face)    # ambiguous copy of 0
+    write_image(tree / "FER2013Train" / "fer0000007.png", other)   # ambiguous copy of 3
+    write_image(tree / "FER2013Train" / "fer0000008.png", face)    # ambiguous copy of 0 and of 6
+    _download_tree(workdir, tree)
+    result = clean(_config(votes={"ambiguous_train": True}, splits={"val_fraction": 0, "test_fraction": 0}))
+    kept = pd.read_csv(workdir / "data/clean/manifest.csv")
+    dropped = pd.read_csv(workdir / "data/clean/dropped.csv").set_index("id")
+    ids = set(kept["id"])
+    assert {f"ferplus/FER2013Train/fer000000{i}" for i in range(6)} <= ids  # every agreed image stays
+    assert not {f"ferplus/FER2013Train/fer000000{i}" for i in (6, 7, 8)} & ids
+    assert "exact duplicate of ferplus/FER2013Train/fer0000000" in dropped.loc[
+        "ferplus/FER2013Train/fer0000006", "detail"]
+    assert result.report["ambiguous_train"] == 0

@@ -78,6 +78,9 @@ def clean(
         for source, splits in report["carved_splits"].items():
             carved = ", ".join(f"{n} to {s}" for s, n in splits.items())
             console.print(f"[dim]{source} had no such split: carved {carved} from train[/]")
+        if report["ambiguous_train"]:
+            console.print(f"[dim]kept {report['ambiguous_train']} training images without agreement "
+                          "for their vote distributions (votes.ambiguous_train)[/]")
         for warning in report.get("warnings", []):
             err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         console.print(f"kept {report['kept']} of {report['input_images']} images -> "

@@ -55,6 +55,7 @@ class DownloadConfig(StrictModel):
 class LabelRule(StrictModel):
     rule: Literal["majority", "plurality"] = "majority"
     drop_single_votes: bool = True
+    ambiguous_train: bool = False
 
 
 class Dedup(StrictModel):

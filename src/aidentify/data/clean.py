@@ -15,6 +15,15 @@ exact and near duplicates (perceptual hash), keeping the copy in the most
 protected split (test > val > train) so a duplicate never leaks a test
 image into training. Then datasets lacking a validation or test split get
 one carved, stratified by class, from their training images.
+
+With ``votes.ambiguous_train``, FER+ training images whose taggers did not
+agree are kept for soft-label training (cross-entropy on the vote
+distribution, FER+'s "crossentropy" scheme, Barsoum et al. 2016) instead of
+dropped, when most of their counted votes are for an emotion. They stay in
+train: they are never carved into val or test (whose labels must follow
+the rule), and they never displace an agreed image as a duplicate's keeper,
+so the agreed images, and every split carved from them, are the same with
+the option on or off.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import pandas as pd
 
 from aidentify.classes import CLASSES, NOT_FACE, UNKNOWN, VOTE_COLUMNS
 from aidentify.config import CleanConfig, dump_config
+from aidentify.data.dedup import drop_duplicates, record_drop
 from aidentify.data.images import header_size, perceptual_hash, read_gray, worker_count
 from aidentify.data.manifest import (
     ALL_VOTE_COLUMNS,
@@ -48,9 +58,6 @@ from aidentify.files import atomic_write_text, fresh_partial_dir, is_unfinished_
 from aidentify.processes import lock_output_folder, process_pool
 from aidentify.progress import ProgressFn, no_progress
 
-SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, "": 3}
-
-
 def clean(config: CleanConfig, progress: ProgressFn = no_progress) -> StageResult:
     """Run the clean stage described in the module docstring."""
     with lock_output_folder(Path(config.out_dir)):
@@ -62,10 +69,11 @@ def _clean(config: CleanConfig, progress: ProgressFn) -> StageResult:
     before = counts_by_split_and_class(raw)
     drops: list[pd.DataFrame] = []
 
-    keep = apply_vote_rule(raw, config.votes.rule, config.votes.drop_single_votes, drops)
+    keep = apply_vote_rule(raw, config.votes.rule, config.votes.drop_single_votes, drops,
+                           keep_ambiguous_train=config.votes.ambiguous_train)
     keep = _inspect_images(keep, config, drops, progress)
     if config.dedup.enabled:
-        keep = _drop_duplicates(keep, config.dedup.max_distance, drops)
+        keep = drop_duplicates(keep, config.dedup.max_distance, drops)
     if keep.empty:
         raise DataError(_nothing_kept(len(raw), drops, Path(config.raw_dir)))
     keep, carved = _carve_missing_splits(keep, config)
@@ -84,6 +92,7 @@ def _clean(config: CleanConfig, progress: ProgressFn) -> StageResult:
         "dropped": int(len(dropped)),
         "dropped_by_reason": {k: int(v) for k, v in dropped["reason"].value_counts().items()},
         "carved_splits": carved,
+        "ambiguous_train": int(keep["ambiguous"].sum()),
         "warnings": _empty_carve_warnings(carved, config),
         "before": before,
         "after": counts_by_split_and_class(keep),
@@ -129,26 +138,24 @@ def _nothing_kept(total: int, drops: list[pd.DataFrame], raw_dir: Path) -> str:
             "(its manifest.csv lists the images), or download it again with --force")
 
 
-def record_drop(drops: list[pd.DataFrame], rows: pd.DataFrame, reason: str, detail) -> None:
-    if len(rows) == 0:
-        return
-    out = rows[["abs_path", "label", "split", "source", "id"]].copy()
-    out["reason"] = reason
-    out["detail"] = detail if isinstance(detail, str) else list(detail)
-    drops.append(out)
-
-
-def apply_vote_rule(raw: pd.DataFrame, rule: str, drop_single_votes: bool, drops: list) -> pd.DataFrame:
+def apply_vote_rule(raw: pd.DataFrame, rule: str, drop_single_votes: bool, drops: list,
+                    keep_ambiguous_train: bool = False) -> pd.DataFrame:
     """Label vote-carrying images by FER+'s rule; drop unknown, not-a-face, no agreement.
 
     Used by ``clean`` and by ``evaluate`` on FER+ folders (the FER+ protocol).
     Rows without votes keep their label; unknown and not-a-face labels are
     dropped. Dropped rows are appended to ``drops`` with their reason.
+    With ``keep_ambiguous_train``, training rows (split ``train`` or none)
+    with no agreement are kept instead when more than half of their counted
+    votes are for emotions, labelled with their top emotion (the first in
+    ``CLASSES`` order on a tie). The returned frame's boolean ``ambiguous``
+    column marks them.
     """
     votes = raw[list(ALL_VOTE_COLUMNS)].to_numpy(dtype=float)
     has_votes = ~np.isnan(votes).any(axis=1)
     labels = raw["label"].to_numpy(dtype=object).copy()
     reasons = np.array([""] * len(raw), dtype=object)
+    ambiguous = np.zeros(len(raw), dtype=bool)
     if has_votes.any():
         counted = votes[has_votes].copy()
         if drop_single_votes:
@@ -162,6 +169,15 @@ def apply_vote_rule(raw: pd.DataFrame, rule: str, drop_single_votes: bool, drops
             agreed = (counted == top_votes[:, None]).sum(axis=1) == 1  # a unique plurality
         agreed &= totals > 0
         voted_labels = np.array(VOTE_COLUMNS, dtype=object)[top]
+        if keep_ambiguous_train:
+            emotion_votes = counted[:, :len(CLASSES)]
+            in_train = np.isin(raw.loc[has_votes, "split"].to_numpy(dtype=object), ["train", ""])
+            kept_anyway = (~agreed & in_train & (totals > 0)
+                           & (emotion_votes.sum(axis=1) > 0.5 * totals))
+            voted_labels = np.where(kept_anyway, np.array(CLASSES, dtype=object)[emotion_votes.argmax(axis=1)],
+                                    voted_labels)
+            ambiguous[has_votes] = kept_anyway
+            agreed |= kept_anyway
         voted_reasons = np.where(~agreed, "no_agreement", "")
         voted_reasons = np.where(agreed & (voted_labels == UNKNOWN), "unknown", voted_reasons)
         voted_reasons = np.where(agreed & (voted_labels == NOT_FACE), "not_face", voted_reasons)
@@ -173,7 +189,7 @@ def apply_vote_rule(raw: pd.DataFrame, rule: str, drop_single_votes: bool, drops
     reasons[no_votes & (labels == UNKNOWN)] = "unknown"
     reasons[no_votes & (labels == NOT_FACE)] = "not_face"
     reasons[no_votes & ~np.isin(labels, CLASSES) & (reasons == "")] = "unknown"
-    raw = raw.assign(label=labels)
+    raw = raw.assign(label=labels, ambiguous=ambiguous)
     for reason in ("not_face", "unknown", "no_agreement"):
         mask = reasons == reason
         detail = f"FER+ votes ({rule} rule)" if reason == "no_agreement" else "label"
@@ -236,99 +252,6 @@ def _collect(iterator, total: int, progress: ProgressFn) -> list:
     return results
 
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = np.arange(n)
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def near_duplicate_pairs(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int, int]]:
-    """Pairs (i, j, distance) of 64-bit hashes at Hamming distance <= max_distance.
-
-    Pigeonhole trick: split the hash into max_distance + 1 blocks; two hashes
-    within that distance share at least one identical block, so only hashes
-    sharing a block are compared. Scales to hundreds of thousands of images.
-    """
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    blocks = max_distance + 1
-    edges = np.linspace(0, 64, blocks + 1).astype(int)
-    pairs: set[tuple[int, int]] = set()
-    found = []
-    for b in range(blocks):
-        width = edges[b + 1] - edges[b]
-        keys = (hashes >> np.uint64(edges[b])) & np.uint64((1 << width) - 1)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts, ends):
-            if end - start < 2:
-                continue
-            members = order[start:end]
-            group = hashes[members]
-            distances = _popcount(group[:, None] ^ group[None, :])
-            ii, jj = np.nonzero(np.triu(distances <= max_distance, k=1))
-            for a, c in zip(ii, jj):
-                pair = (int(members[a]), int(members[c]))
-                pair = (min(pair), max(pair))
-                if pair not in pairs:
-                    pairs.add(pair)
-                    found.append((*pair, int(distances[a, c])))
-    return found
-
-
-def _popcount(values: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(values)
-    as_bytes = values.view(np.uint8).reshape(*values.shape, 8)
-    return np.unpackbits(as_bytes, axis=-1).sum(axis=-1)
-
-
-def _drop_duplicates(frame: pd.DataFrame, max_distance: int, drops) -> pd.DataFrame:
-    """Keep one image per duplicate group, preferring test, then val, then train."""
-    n = len(frame)
-    uf = _UnionFind(n)
-    kind: dict[int, str] = {}
-    for _, members in frame.groupby("md5").indices.items():
-        for other in members[1:]:
-            uf.union(members[0], other)
-            kind[int(other)] = "exact duplicate"
-    for i, j, distance in near_duplicate_pairs(frame["phash_int"].to_numpy(dtype=np.uint64), max_distance):
-        uf.union(i, j)
-        kind.setdefault(j, f"near duplicate (hash distance {distance})")
-        kind.setdefault(i, f"near duplicate (hash distance {distance})")
-    roots = np.array([uf.find(i) for i in range(n)])
-    priority = frame["split"].map(SPLIT_PRIORITY).fillna(3).to_numpy()
-    order = np.lexsort((frame["id"].to_numpy(), priority, roots))
-    keeper_of_root: dict[int, int] = {}
-    keep_mask = np.zeros(n, dtype=bool)
-    for idx in order:
-        root = roots[idx]
-        if root not in keeper_of_root:
-            keeper_of_root[root] = idx
-            keep_mask[idx] = True
-    dropped_idx = np.flatnonzero(~keep_mask)
-    ids = frame["id"].to_numpy()
-    splits = frame["split"].to_numpy()
-    details = [
-        f"{kind.get(int(i), 'duplicate')} of {ids[keeper_of_root[roots[i]]]}"
-        f" ({splits[keeper_of_root[roots[i]]] or 'no split'})"
-        for i in dropped_idx
-    ]
-    record_drop(drops, frame.iloc[dropped_idx], "duplicate", details)
-    return frame[keep_mask].reset_index(drop=True)
-
-
 def _empty_carve_warnings(carved: dict[str, dict[str, int]], config: CleanConfig) -> list[str]:
     """One line per carved split that got no image (too few images per class)."""
     warnings = []
@@ -358,7 +281,8 @@ def _carve_missing_splits(frame: pd.DataFrame, config: CleanConfig) -> tuple[pd.
     """Give datasets without val/test splits ones carved from their training images.
 
     Stratified by class and seeded, so the same config gives the same split.
-    Images with no split at all are training images.
+    Images with no split at all are training images. Ambiguous images are
+    never carved: val and test labels must follow the vote rule.
     """
     frame = frame.copy()
     frame.loc[frame["split"] == "", "split"] = "train"
@@ -369,7 +293,7 @@ def _carve_missing_splits(frame: pd.DataFrame, config: CleanConfig) -> tuple[pd.
         for split, fraction in (("test", config.splits.test_fraction), ("val", config.splits.val_fraction)):
             if fraction <= 0 or (frame.loc[in_source, "split"] == split).any():
                 continue
-            pool = frame[in_source & (frame["split"] == "train")]
+            pool = frame[in_source & (frame["split"] == "train") & ~frame["ambiguous"]]
             chosen = []
             for _, members in pool.groupby("label").groups.items():
                 members = np.array(sorted(members))
