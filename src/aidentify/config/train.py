@@ -81,7 +81,7 @@ class TrainCommon(StrictModel):
     project: Path = Path("runs")
     name: str = "exp"
     image_size: int = Field(default=64, ge=32, le=512)
-    labels: Literal["majority", "soft"] = "soft"
+    labels: Literal["majority", "soft", "drawn"] = "soft"  # drawn: a one-hot drawn from the votes each step
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=0.5)
     mixup: float = Field(default=0.0, ge=0.0)  # Beta(mixup, mixup) blends of pairs of faces and targets; 0 = off
     class_weights: Literal["none", "balanced"] = "none"

@@ -85,12 +85,17 @@ def _sample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFra
 
 
 def targets_for(frame: pd.DataFrame, classes: list[str], labels: str) -> np.ndarray:
-    """One-hot targets, or FER+ vote distributions where ``soft`` and votes exist."""
+    """One-hot targets (N, C) float32, or FER+ vote distributions where votes exist.
+
+    ``labels`` is ``majority`` (one-hot everywhere), ``soft`` or ``drawn``
+    (vote distributions; ``drawn`` draws from them at training time, see
+    :func:`draw_labels`).
+    """
     index = {c: i for i, c in enumerate(classes)}
     onehot = np.zeros((len(frame), len(classes)), dtype=np.float32)
     onehot[np.arange(len(frame)), [index[label] for label in frame["label"]]] = 1.0
     vote_columns = [VOTE_PREFIX + c for c in classes]
-    if labels != "soft" or not set(vote_columns) <= set(frame.columns):
+    if labels == "majority" or not set(vote_columns) <= set(frame.columns):
         return onehot
     votes = frame[vote_columns].to_numpy(dtype=np.float32)
     totals = np.nansum(votes, axis=1, keepdims=True)
@@ -161,6 +166,25 @@ def mixup_batches(dataset: Any, alpha: float, seed: int = 0) -> Any:
         return tf.cast(tf.round(blended), tf.uint8), mixed
 
     return dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def draw_labels(dataset: Any, seed: int = 0) -> Any:
+    """Probabilistic label drawing (FER+'s "PLD" scheme, Barsoum et al. 2016).
+
+    ``dataset`` yields ``(images, targets (B, C) float32)`` batches whose
+    targets are distributions (the votes); each target becomes a one-hot
+    drawn from its own distribution, anew every time the batch is read, so
+    over the epochs a face is taught each emotion as often as its taggers
+    chose it. One-hot targets stay as they are.
+    """
+    import tensorflow as tf
+
+    def draw(images, targets):
+        logits = tf.math.log(tf.maximum(tf.cast(targets, tf.float32), 1e-12))
+        drawn = tf.random.categorical(logits, 1, seed=seed)[:, 0]
+        return images, tf.one_hot(drawn, tf.shape(targets)[1], dtype=targets.dtype)
+
+    return dataset.map(draw, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def unreadable_images(paths: list[str]) -> list[str]:

@@ -29,8 +29,8 @@ from aidentify.files import atomic_write_text, sha256_file
 from aidentify.inference.modelfile import save_model
 from aidentify.native_logs import import_tensorflow
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.data import (TrainingInput, balanced_class_weights, check_images_readable, load_training_input,
-                                  make_dataset, mixup_batches)
+from aidentify.train.data import (TrainingInput, balanced_class_weights, check_images_readable, draw_labels,
+                                  load_training_input, make_dataset, mixup_batches)
 from aidentify.train.device import (device_summary, make_strategy, random_stream_seed, reseed_random_layers,
                                     keras_fit_under, seed_everything, shard_across_workers, use_mixed_precision,
                                     worker_role)
@@ -209,6 +209,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
                             shuffle=True, seed=stream_seed, cache=config.cache)
     val_ds = make_dataset(data.val.paths, data.val.targets, config.image_size, config.batch_size,
                           cache=config.cache)
+    if config.labels == "drawn":
+        train_ds = draw_labels(train_ds, stream_seed)
     if config.mixup:
         train_ds = mixup_batches(train_ds, config.mixup, stream_seed)
     train_ds, val_ds = shard_across_workers(train_ds, strategy), shard_across_workers(val_ds, strategy)
