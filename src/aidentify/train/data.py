@@ -175,16 +175,21 @@ def draw_labels(dataset: Any, seed: int = 0) -> Any:
     targets are distributions (the votes); each target becomes a one-hot
     drawn from its own distribution, anew every time the batch is read, so
     over the epochs a face is taught each emotion as often as its taggers
-    chose it. One-hot targets stay as they are.
+    chose it. One-hot targets stay as they are. Each batch's draw is seeded
+    from a ``tf.data`` random stream that changes with every pass over the
+    data, so the draws are reproducible from ``seed`` and differ between
+    epochs even when the batches come in the same order.
     """
     import tensorflow as tf
 
-    def draw(images, targets):
+    def draw(batch, key):
+        images, targets = batch
         logits = tf.math.log(tf.maximum(tf.cast(targets, tf.float32), 1e-12))
-        drawn = tf.random.categorical(logits, 1, seed=seed)[:, 0]
-        return images, tf.one_hot(drawn, tf.shape(targets)[1], dtype=targets.dtype)
+        drawn = tf.random.stateless_categorical(logits, 1, seed=tf.stack([key, tf.constant(seed, tf.int64)]))
+        return images, tf.one_hot(drawn[:, 0], tf.shape(targets)[1], dtype=targets.dtype)
 
-    return dataset.map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((dataset, keys)).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def unreadable_images(paths: list[str]) -> list[str]:
