@@ -38,7 +38,7 @@ import pandas as pd
 
 from aidentify.classes import CLASSES, NOT_FACE, UNKNOWN, VOTE_COLUMNS
 from aidentify.config import CleanConfig, dump_config
-from aidentify.data.dedup import drop_duplicates, record_drop
+from aidentify.data.dedup import add_distinct, drop_duplicates
 from aidentify.data.images import header_size, perceptual_hash, read_gray, worker_count
 from aidentify.data.manifest import (
     ALL_VOTE_COLUMNS,
@@ -49,6 +49,7 @@ from aidentify.data.manifest import (
     absolute_paths,
     counts_by_split_and_class,
     read_manifest,
+    record_drop,
     relative_path,
     write_manifest,
     write_table,
@@ -73,7 +74,7 @@ def _clean(config: CleanConfig, progress: ProgressFn) -> StageResult:
                            keep_ambiguous_train=config.votes.ambiguous_train)
     keep = _inspect_images(keep, config, drops, progress)
     if config.dedup.enabled:
-        keep = drop_duplicates(keep, config.dedup.max_distance, drops)
+        keep = _drop_duplicates_agreed_first(keep, config.dedup.max_distance, drops)
     if keep.empty:
         raise DataError(_nothing_kept(len(raw), drops, Path(config.raw_dir)))
     keep, carved = _carve_missing_splits(keep, config)
@@ -250,6 +251,19 @@ def _collect(iterator, total: int, progress: ProgressFn) -> list:
         if i % 500 == 0 or i == total:
             progress("inspect images", i, total)
     return results
+
+
+def _drop_duplicates_agreed_first(frame: pd.DataFrame, max_distance: int, drops) -> pd.DataFrame:
+    """Deduplicate the agreed images, then add the ambiguous ones that duplicate none of them.
+
+    So the agreed images kept, and the splits carved from them, do not
+    depend on ``votes.ambiguous_train``.
+    """
+    ambiguous = frame["ambiguous"].to_numpy(dtype=bool)
+    agreed = drop_duplicates(frame[~ambiguous].reset_index(drop=True), max_distance, drops)
+    if not ambiguous.any():
+        return agreed
+    return add_distinct(agreed, frame[ambiguous].reset_index(drop=True), max_distance, drops)
 
 
 def _empty_carve_warnings(carved: dict[str, dict[str, int]], config: CleanConfig) -> list[str]:

@@ -11,17 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from aidentify.data.manifest import record_drop
+
 SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, "": 3}
-
-
-def record_drop(drops: list[pd.DataFrame], rows: pd.DataFrame, reason: str, detail) -> None:
-    """Append ``rows`` to ``drops`` with a ``reason`` and a ``detail`` (one string, or one per row)."""
-    if len(rows) == 0:
-        return
-    out = rows[["abs_path", "label", "split", "source", "id"]].copy()
-    out["reason"] = reason
-    out["detail"] = detail if isinstance(detail, str) else list(detail)
-    drops.append(out)
 
 
 class _UnionFind:
@@ -85,22 +77,21 @@ def _popcount(values: np.ndarray) -> np.ndarray:
 def drop_duplicates(frame: pd.DataFrame, max_distance: int, drops) -> pd.DataFrame:
     """Keep one image per duplicate group, preferring test, then val, then train.
 
-    Ambiguous training images (``votes.ambiguous_train``) are judged after
-    the agreed ones have been: one is kept only if it duplicates none of the
-    kept images, so the agreed images kept do not depend on the option.
+    ``frame`` needs ``id``, ``split``, ``md5`` and ``phash_int`` (64-bit)
+    columns; dropped rows go to ``drops`` with the keeper they duplicate.
     """
-    ambiguous = frame["ambiguous"].to_numpy(dtype=bool) if "ambiguous" in frame else np.zeros(len(frame), bool)
-    if ambiguous.any():
-        agreed = drop_duplicates(frame[~ambiguous].reset_index(drop=True), max_distance, drops)
-        return _add_distinct(agreed, frame[ambiguous].reset_index(drop=True), max_distance, drops)
     roots, kind = _duplicate_groups(frame, max_distance)
     priority = frame["split"].map(SPLIT_PRIORITY).fillna(3).to_numpy()
     order = np.lexsort((frame["id"].to_numpy(), priority, roots))
     return _keep_first_of_each_group(frame, roots, kind, order, drops)
 
 
-def _add_distinct(kept: pd.DataFrame, extra: pd.DataFrame, max_distance: int, drops) -> pd.DataFrame:
-    """``kept`` whole, plus the rows of ``extra`` that duplicate no kept row (one per group)."""
+def add_distinct(kept: pd.DataFrame, extra: pd.DataFrame, max_distance: int, drops) -> pd.DataFrame:
+    """``kept`` whole, plus the rows of ``extra`` that duplicate no kept row (one per group).
+
+    For rows that must never displace ``kept`` rows as a group's keeper,
+    nor join two kept rows into one group: the kept rows stay as they are.
+    """
     both = pd.concat([kept, extra], ignore_index=True)
     roots, kind = _duplicate_groups(both, max_distance)
     extra_order = len(kept) + np.argsort(extra["id"].to_numpy(), kind="stable")

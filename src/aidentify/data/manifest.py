@@ -113,3 +113,13 @@ def counts_by_split_and_class(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
 def safe_file_stem(image_id: str) -> str:
     """A file name derived from an image id (ids contain '/' separators)."""
     return image_id.replace("/", "__").replace("\\", "__").replace(":", "_")
+
+
+def record_drop(drops: list[pd.DataFrame], rows: pd.DataFrame, reason: str, detail) -> None:
+    """Append ``rows`` to ``drops`` with a ``reason`` and a ``detail`` (one string, or one per row)."""
+    if len(rows) == 0:
+        return
+    out = rows[["abs_path", "label", "split", "source", "id"]].copy()
+    out["reason"] = reason
+    out["detail"] = detail if isinstance(detail, str) else list(detail)
+    drops.append(out)
