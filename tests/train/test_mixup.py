@@ -28,6 +28,27 @@ def test_mixup_blends_each_face_and_its_target_by_the_same_weight():
     assert (blended.max(axis=1) < 0.99).mean() > 0.25  # the check can fail: many faces really are blends
 
 
+def test_mixup_draws_new_blends_each_epoch_and_reproduces_from_its_seed():
+    import tensorflow as tf
+
+    tf.random.set_seed(0)  # as training sets it: a global seed must not make every epoch blend alike
+    labels = np.arange(64) % 4
+    images = np.broadcast_to((labels * 60).astype(np.uint8)[:, None, None, None], (64, 8, 8, 1)).copy()
+    targets = np.eye(4, dtype=np.float32)[labels]
+
+    def one_pass(dataset):
+        return np.concatenate([t for _, t in dataset.as_numpy_iterator()])
+
+    def mixed(seed):
+        return mixup_batches(tf.data.Dataset.from_tensor_slices((images, targets)).batch(32), 0.4, seed=seed)
+
+    dataset = mixed(3)
+    first, second = one_pass(dataset), one_pass(dataset)
+    assert not np.allclose(first, second)          # the same batches, blended anew in the next epoch
+    assert np.array_equal(first, one_pass(mixed(3)))  # reproducible from the seed
+    assert not np.allclose(first, one_pass(mixed(4)))
+
+
 def test_a_run_with_mixup_trains_and_records_it(tiny_data, tmp_path):
     run = train(cnn_config(tiny_data, tmp_path, mixup=0.2)).run_dir
     assert "mixup: 0.2" in (run / "config.yaml").read_text()

@@ -149,23 +149,47 @@ def mixup_batches(dataset: Any, alpha: float, seed: int = 0) -> Any:
     (rounded back to uint8) for a random partner ``j`` of the same batch and
     ``lam ~ Beta(alpha, alpha)`` drawn per image, and its target the same blend
     of the two targets, so a vote distribution stays a distribution. Small
-    ``alpha`` (0.2) keeps most blends close to one face.
+    ``alpha`` (0.2) keeps most blends close to one face. The draws are keyed
+    per batch and per pass (:func:`_with_batch_keys`): reproducible from
+    ``seed``, new every epoch.
     """
     import tensorflow as tf
 
-    def mix(images, targets):
+    def mix(batch, key):
+        images, targets = batch
         n = tf.shape(images)[0]
-        first = tf.random.gamma([n], alpha, seed=seed)
-        second = tf.random.gamma([n], alpha, seed=seed + 1)
+        first = tf.random.stateless_gamma([n], _op_seed(key, seed, 0), alpha)
+        second = tf.random.stateless_gamma([n], _op_seed(key, seed, 1), alpha)
         lam = first / tf.maximum(first + second, 1e-12)
-        partner = tf.random.shuffle(tf.range(n), seed=seed + 2)
+        partner = tf.argsort(tf.random.stateless_uniform([n], _op_seed(key, seed, 2)))  # a random permutation
         pixels = tf.cast(images, tf.float32)
         weight = tf.reshape(lam, (-1, 1, 1, 1))
         blended = weight * pixels + (1.0 - weight) * tf.gather(pixels, partner)
         mixed = tf.reshape(lam, (-1, 1)) * targets + tf.reshape(1.0 - lam, (-1, 1)) * tf.gather(targets, partner)
         return tf.cast(tf.round(blended), tf.uint8), mixed
 
-    return dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    return _with_batch_keys(dataset, seed).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _with_batch_keys(dataset: Any, seed: int) -> Any:
+    """Pair every batch with an int64 key from a ``tf.data`` random stream that changes each pass.
+
+    Random ops seeded per op inside ``Dataset.map`` restart their sequence on
+    every pass over the data, so with a global seed (training sets one) the
+    n-th batch of each epoch would draw alike; stateless ops keyed by this
+    stream draw anew each epoch and still reproduce from ``seed``.
+    """
+    import tensorflow as tf
+
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((dataset, keys))
+
+
+def _op_seed(key: Any, seed: int, op: int) -> Any:
+    """The ``(2,) int64`` seed of the ``op``-th stateless draw of a keyed batch."""
+    import tensorflow as tf
+
+    return tf.stack([key, tf.constant(seed * 8 + op, tf.int64)])
 
 
 def draw_labels(dataset: Any, seed: int = 0) -> Any:
@@ -175,21 +199,20 @@ def draw_labels(dataset: Any, seed: int = 0) -> Any:
     targets are distributions (the votes); each target becomes a one-hot
     drawn from its own distribution, anew every time the batch is read, so
     over the epochs a face is taught each emotion as often as its taggers
-    chose it. One-hot targets stay as they are. Each batch's draw is seeded
-    from a ``tf.data`` random stream that changes with every pass over the
-    data, so the draws are reproducible from ``seed`` and differ between
-    epochs even when the batches come in the same order.
+    chose it. One-hot targets stay as they are. Each batch's draw is keyed
+    per batch and per pass (:func:`_with_batch_keys`), so the draws are
+    reproducible from ``seed`` and differ between epochs even when the
+    batches come in the same order.
     """
     import tensorflow as tf
 
     def draw(batch, key):
         images, targets = batch
         logits = tf.math.log(tf.maximum(tf.cast(targets, tf.float32), 1e-12))
-        drawn = tf.random.stateless_categorical(logits, 1, seed=tf.stack([key, tf.constant(seed, tf.int64)]))
+        drawn = tf.random.stateless_categorical(logits, 1, seed=_op_seed(key, seed, 0))
         return images, tf.one_hot(drawn[:, 0], tf.shape(targets)[1], dtype=targets.dtype)
 
-    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    return tf.data.Dataset.zip((dataset, keys)).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+    return _with_batch_keys(dataset, seed).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def unreadable_images(paths: list[str]) -> list[str]:
