@@ -186,10 +186,10 @@ def _with_batch_keys(dataset: Any, seed: int) -> Any:
 
 
 def _op_seed(key: Any, seed: int, op: int) -> Any:
-    """The ``(2,) int64`` seed of the ``op``-th stateless draw of a keyed batch."""
+    """The ``(2,) int64`` seed of the ``op``-th stateless draw of a keyed batch (TensorFlow's fold-in)."""
     import tensorflow as tf
 
-    return tf.stack([key, tf.constant(seed * 8 + op, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(tf.stack([key, tf.constant(seed, tf.int64)]), op)
 
 
 def draw_labels(dataset: Any, seed: int = 0) -> Any:
