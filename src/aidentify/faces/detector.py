@@ -19,6 +19,7 @@ from aidentify.errors import ConfigError
 # Keypoint order of the backends that give them (image pixels, x then y).
 BLAZEFACE_KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear")
 MTCNN_KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
+KEYPOINT_NAMES = {"blazeface": BLAZEFACE_KEYPOINTS, "mtcnn": MTCNN_KEYPOINTS}  # Haar gives none
 # Which detector "auto" means, by kind of input. Chosen by measurement (docs/detectors.md): MTCNN leads
 # on photos (recall 0.82 at precision 0.99 for faces >= 32 px, against 0.76 and 0.93 for tiled BlazeFace)
 # and on video (0.10 false faces a frame against 0.76 on the group-photo video) at a similar cost per

@@ -17,7 +17,9 @@ class FaceResult:
 
     ``box`` is ``(x, y, w, h)`` in frame pixels (ints, clipped to the frame);
     ``probs`` is the ``(n_classes,) float64`` smoothed probability vector;
-    ``label`` and ``confidence`` are its arg-max and that probability.
+    ``label`` and ``confidence`` are its arg-max and that probability;
+    ``keypoints`` is ``(K, 2) float64`` frame pixels in the detector's keypoint order
+    (``faces.detector.KEYPOINT_NAMES``), or None when the detector gives none.
     """
 
     track_id: int
@@ -25,6 +27,7 @@ class FaceResult:
     probs: np.ndarray
     label: str
     confidence: float
+    keypoints: np.ndarray | None = None
 
 
 @dataclass

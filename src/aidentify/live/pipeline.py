@@ -89,7 +89,7 @@ class LivePipeline:
                                                          interpolation=cv2.INTER_AREA)
         if detect_now:
             faces = self.detector.detect(frame).largest_first(self.config.detect.max_faces)
-            self.tracker.update(faces.boxes, eyes_of(faces, self.config.align))
+            self.tracker.update(faces.boxes, eyes_of(faces, self.config.align), faces.keypoints)
         elif small is not None and self._previous_small is not None and self._previous_small.shape == small.shape:
             self.tracker.follow(self._previous_small, small, scale)
         self._previous_small = small
@@ -113,7 +113,7 @@ class LivePipeline:
             smoothed = track.observe(p, self.config.smoothing)
             best = int(np.argmax(smoothed))
             faces.append(FaceResult(track.id, _clipped(track.box, width, height), smoothed, self.classes[best],
-                                    float(smoothed[best])))
+                                    float(smoothed[best]), track.keypoints))
         return faces
 
 

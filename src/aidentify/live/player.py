@@ -26,13 +26,12 @@ from aidentify.config import LiveConfig
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_bytes, check_output_file, check_output_folder
 from aidentify.live.capture import FrameSource, SkipFn, open_source, source_kind
-from aidentify.inference.classify import load_classifier
 from aidentify.live.draw import draw_fps
 from aidentify.live.outputs import FolderOutput, ImageOutput, VideoOutput, plan_output
-from aidentify.inference.results import FrameResult
-from aidentify.live.pipeline import STAGES, LivePipeline
+from aidentify.live.pipeline import STAGES
 from aidentify.live.timeline import EmotionSummary, TimelineWriter
 from aidentify.processes import sigterm_as_interrupt
+from aidentify.live.recognizer import Frame, Recognizer
 
 WINDOW = "AIdentify (q: quit, s: snapshot)"
 QUIT_KEYS = {ord("q"), ord("Q"), 27}
@@ -77,20 +76,22 @@ def has_display() -> bool:
 
 
 def run_live(config: LiveConfig, options: LiveOptions,
-             on_frame: Callable[[FrameResult, FrameSource], None] | None = None,
+             on_frame: Callable[[Frame, FrameSource], None] | None = None,
              on_skip: SkipFn | None = None) -> LiveRun:
     """Run the live pipeline over a source until it ends, the user quits or max_frames.
 
-    ``on_skip(file, why)`` hears of each unreadable or truncated image a folder source skips.
+    ``on_frame(frame, source)`` hears of each processed frame as the Python API's :class:`Frame`
+    (``frame.to_dict()`` is what ``live --json`` prints); ``on_skip(file, why)`` hears of each
+    unreadable or truncated image a folder source skips.
     """
     if options.window and not has_display():
         raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
                         "or run inside a desktop session")
     out = plan_files(config, options)
-    classifier = load_classifier(config.model, config.backend, config.threads)
+    recognizer = Recognizer(config)
     source = open_source(options.camera, options.source, on_skip)
     try:
-        pipeline = LivePipeline(classifier, config, stills=source.stills)
+        pipeline = recognizer.pipeline_for(source.stills)
     except BaseException:
         source.close()
         raise
@@ -124,7 +125,8 @@ def run_live(config: LiveConfig, options: LiveOptions,
                 totals["output"] += (time.perf_counter() - t1) * 1000
                 run.frames += 1
                 if on_frame:
-                    on_frame(result, source)
+                    on_frame(recognizer.to_frame(result, frame, time_s, source.current_name or None,
+                                                 pipeline.detector.name), source)
                 if quit_now:
                     run.stopped_by_user = True
                     break

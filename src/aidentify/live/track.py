@@ -32,6 +32,7 @@ class Track:
     id: int
     box: np.ndarray
     eyes: np.ndarray | None = None  # (2, 2) eye points in frame pixels when the detector gives them
+    keypoints: np.ndarray | None = None  # (K, 2) all the detector's keypoints, frame pixels (followed too)
     missed: int = 0
     probs: np.ndarray | None = None  # smoothed probabilities
     history: deque = field(default_factory=deque)
@@ -59,15 +60,18 @@ class Tracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, boxes: np.ndarray, eyes: np.ndarray | None = None) -> list[Track]:
+    def update(self, boxes: np.ndarray, eyes: np.ndarray | None = None,
+               keypoints: np.ndarray | None = None) -> list[Track]:
         """Match fresh detections to tracks by IoU (greedy, best overlap first).
 
-        Matched tracks jump to the detected box (and ``eyes``, ``(N, 2, 2)``, when
-        given); unmatched detections start new tracks; tracks unmatched for more
-        than ``max_missed`` passes end.
+        Matched tracks jump to the detected box (and ``eyes``, ``(N, 2, 2)``, and
+        ``keypoints``, ``(N, K, 2)`` frame pixels, when given); unmatched detections
+        start new tracks; tracks unmatched for more than ``max_missed`` passes end.
         """
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         eyes_of = (lambda i: None) if eyes is None else (lambda i: np.array(eyes[i], dtype=np.float64))
+        points_of = ((lambda i: None) if keypoints is None
+                     else (lambda i: np.array(keypoints[i], dtype=np.float64)))
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
                        reverse=True)
         used_tracks: set[int] = set()
@@ -81,6 +85,7 @@ class Tracker:
             used_boxes.add(bi)
             self.tracks[ti].box = boxes[bi].copy()
             self.tracks[ti].eyes = eyes_of(bi)
+            self.tracks[ti].keypoints = points_of(bi)
             self.tracks[ti].missed = 0
         for ti, track in enumerate(self.tracks):
             if ti not in used_tracks:
@@ -88,7 +93,7 @@ class Tracker:
         self.tracks = [t for t in self.tracks if t.missed <= self.settings.max_missed]
         for bi, box in enumerate(boxes):
             if bi not in used_boxes:
-                self.tracks.append(Track(self._next_id, box.copy(), eyes_of(bi)))
+                self.tracks.append(Track(self._next_id, box.copy(), eyes_of(bi), points_of(bi)))
                 self._next_id += 1
         self.tracks.sort(key=lambda t: t.id)
         return self.tracks
@@ -121,3 +126,5 @@ class Tracker:
                 track.box[:2] += shift
                 if track.eyes is not None:
                     track.eyes += shift
+                if track.keypoints is not None:
+                    track.keypoints += shift
