@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from aidentify.analyze.aggregate import StudyAggregator
-from aidentify.analyze.epochs import AggregateSettings, NoBaselineFace, Segment, respondent_epochs
+from aidentify.analyze.epochs import AggregateSettings, NoBaselineFace, Segment, epoch_medians, respondent_epochs
 from aidentify.analyze.stats import key_moments
 from aidentify.classes import CLASSES
 from aidentify.errors import ConfigError, DataError
@@ -75,6 +75,18 @@ def test_epoch_median_is_of_per_frame_values_and_face_share_counts_frames(tmp_pa
     assert first["valence"] == pytest.approx(0.2, abs=1e-4)
     assert first["expressiveness"] == pytest.approx(0.8, abs=1e-4)  # 1 - neutral: .9, .7, .8
     assert table.iloc[1][FER + ["valence"]].isna().all()
+
+
+def test_epoch_medians_match_the_median_of_each_epoch():
+    rng = np.random.default_rng(3)
+    epoch = rng.integers(0, 50, 701)  # unsorted, odd and even counts
+    epoch[epoch == 7] = 8  # epoch 7 has no value, nor do 50 and 51
+    values = rng.random((701, 4)) * 2 - 1
+    medians = epoch_medians(epoch, values, 52)
+    for e in range(52):
+        inside = values[epoch == e]
+        expected = np.median(inside, axis=0) if len(inside) else np.full(4, np.nan)
+        np.testing.assert_allclose(medians[e], expected, atol=1e-9)
 
 
 def test_several_faces_in_a_frame_give_the_mean_of_their_probabilities(tmp_path):
@@ -163,9 +175,12 @@ def test_an_interval_needs_two_respondents_and_an_epoch_without_faces_has_n_zero
 
 def test_epochs_grow_to_the_longest_respondent_when_the_duration_is_unknown(tmp_path):
     with StudyAggregator(AggregateSettings(FER), tmp_path / "out") as aggregator:
-        aggregator.add("short", {}, steady(tmp_path / "a.csv", 2.0, probs(happiness=.2)), 0.0)
+        aggregator.add('short, "2 s"', {}, steady(tmp_path / "a.csv", 2.0, probs(happiness=.2)), 0.0)
         aggregator.add("long", {}, steady(tmp_path / "b.csv", 5.0, probs(happiness=.4)), 0.0)
         tables = aggregator.finish()
+    epochs = pd.read_csv(tables.epochs_csv)
+    assert epochs["respondent"].tolist() == ['short, "2 s"'] * 2 + ["long"] * 5  # rows only where recorded
+    assert epochs["time_s"].tolist() == [0, 1, 0, 1, 2, 3, 4]
     happy = tables.aggregate[tables.aggregate.metric == "happiness"]
     assert tables.epoch_count == 5
     assert happy["n"].tolist() == [2, 2, 1, 1, 1]

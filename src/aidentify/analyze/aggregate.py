@@ -24,6 +24,8 @@ when there are several.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -185,12 +187,14 @@ class StudyAggregator:
         return values
 
     def _write_epochs(self, respondent: str, values: tuple[str, ...], table: pd.DataFrame) -> None:
-        rows = table.copy()
-        rows["time_s"] = [f"{t:.{TIME_DECIMALS}g}" for t in rows["time_s"]]
-        for position, (column, value) in enumerate(zip(self.settings.group_columns, values)):
-            rows.insert(position, column, value)
-        rows.insert(0, "respondent", respondent)
-        rows.to_csv(self._epochs, header=False, index=False, float_format=EPOCH_FORMAT)
+        """Append the respondent's rows (formatted here: pandas' ``to_csv`` took a third of the time)."""
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow([respondent, *values])
+        lead = buffer.getvalue()
+        numbers = table.drop(columns="time_s").to_numpy(np.float64)
+        self._epochs.writelines(
+            f"{lead},{time_s:.{TIME_DECIMALS}g},{','.join('' if v != v else EPOCH_FORMAT % v for v in row)}\n"
+            for time_s, row in zip(table["time_s"].tolist(), numbers.tolist()))
 
     def _segment_means(self, starts: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``(segments, M)`` float32: per segment the mean of the epochs starting in it (NaN: no face)."""
