@@ -71,7 +71,7 @@ def write_timelines(folder: Path, respondents: int, seconds: float, fps: float, 
 def aggregate(listing: Path, seconds: float) -> dict:
     """Run in a fresh process: aggregate the listed timelines and report time and memory."""
     from aidentify.analyze.aggregate import StudyAggregator
-    from aidentify.analyze.epochs import AggregateSettings, Segment
+    from aidentify.analyze.epochs import AggregateSettings
     from aidentify.classes import CLASSES
 
     after_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

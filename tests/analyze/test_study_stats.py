@@ -196,7 +196,8 @@ def test_respondent_without_a_face_in_the_baseline_is_left_out_and_listed(tmp_pa
     assert tables.respondents == 1 and list(tables.skipped) == ["hidden"]
     assert "baseline window 0-1 s" in tables.skipped["hidden"]
     assert set(pd.read_csv(tables.epochs_csv)["respondent"]) == {"seen"}
-    assert tables.aggregate[tables.aggregate.metric == "happiness"]["mean"].tolist() == pytest.approx([0, 0, 0], abs=1e-4)
+    happy = tables.aggregate[tables.aggregate.metric == "happiness"]
+    assert happy["mean"].tolist() == pytest.approx([0, 0, 0], abs=1e-4)
 
 
 def test_group_labels_and_welch_test_between_two_groups(tmp_path):
@@ -207,7 +208,8 @@ def test_group_labels_and_welch_test_between_two_groups(tmp_path):
               ("b1", "b", .5, None), ("b2", "b", .7, None), ("b3", "b", .9, (0, 1))]
     with StudyAggregator(settings, tmp_path / "out") as aggregator:
         for name, group, v, gap in people:
-            aggregator.add(name, {"group": group}, steady(tmp_path / f"{name}.csv", 2.0, probs(happiness=v), no_face=gap), 0)
+            timeline = steady(tmp_path / f"{name}.csv", 2.0, probs(happiness=v), no_face=gap)
+            aggregator.add(name, {"group": group}, timeline, 0)
         tables = aggregator.finish()
     assert tables.aggregate["group"].unique().tolist() == ["all", "a", "b"]
     summary = pd.read_csv(tables.segment_summary_csv)
@@ -218,7 +220,8 @@ def test_group_labels_and_welch_test_between_two_groups(tmp_path):
     assert happy.loc[("first", "b"), "p_value"] == happy.loc[("first", "a"), "p_value"]
     assert np.isnan(happy.loc[("first", "all"), "p_value"])
     assert happy.loc[("first", "b"), ["mean", "n"]].tolist() == pytest.approx([0.6, 2], abs=1e-4)
-    assert happy.loc[("both", "b"), ["mean", "n"]].tolist() == pytest.approx([0.7, 3], abs=1e-4)  # b3 counts via epoch 1
+    # b3 had a face in epoch 1 only: it counts in the segment over both epochs
+    assert happy.loc[("both", "b"), ["mean", "n"]].tolist() == pytest.approx([0.7, 3], abs=1e-4)
     expected = stats.ttest_ind([.1, .2, .3], [.5, .7, .9], equal_var=False).pvalue
     assert happy.loc[("both", "a"), "p_value"] == pytest.approx(expected, rel=1e-3)
 

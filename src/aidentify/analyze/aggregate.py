@@ -151,7 +151,8 @@ class StudyAggregator:
 
         A respondent with no face in the baseline window, or no frame on the stimulus clock, is
         left out and listed in :attr:`skipped`. Raises :class:`DataError` for an unreadable
-        timeline, a repeated respondent or a group column the settings do not name.
+        timeline, a repeated respondent or a group column the settings do not name; nothing
+        of the respondent is kept then, so the caller may report it and go on with the next.
         """
         respondent = str(respondent)
         if respondent in self._names or respondent in self.skipped:

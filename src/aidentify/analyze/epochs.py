@@ -4,17 +4,18 @@ A timeline CSV (written by :class:`aidentify.live.timeline.TimelineWriter`) has 
 per frame, or one row with empty face columns for a frame without a face. Here it becomes one
 row per epoch: the share of frames with a face and, over the frames with a face, the median of
 each class probability and of the two derived metrics. Epochs of 1 s with the median inside
-each, then the mean across respondents, is how iMotions/AFFDEX aggregates facial-expression
-traces (iMotions, "Facial Expression Analysis: The Complete Pocket Guide", 2017); the median
-keeps a few misclassified frames from moving an epoch.
+each, then the mean across respondents and the share over a threshold, is how iMotions (AFFDEX)
+aggregates facial coding (docs/analyze.md gives the sources); the median keeps a few
+misclassified frames from moving an epoch.
 
 Derived metrics, both **uncalibrated proxies** (computed from the classifier's probabilities,
-never validated against self-report or physiology; FaceReader's own valence is only weakly
-validated, Höfling et al. 2020, Frontiers in Psychology 11:1388):
+never validated against self-report or physiology; even FaceReader's own valence told
+unpleasant from neutral pictures apart poorly where facial EMG did: Höfling et al. 2020,
+Frontiers in Psychology 11:1388):
 
 - ``valence`` = p(happiness) - the largest probability among the negative classes present
   (sadness, anger, disgust, fear, contempt); in [-1, 1]. Realeyes' "Net Positivity" and
-  FaceReader's valence (intensity of happy minus the strongest negative) follow the same idea.
+  FaceReader's valence (happy minus the strongest negative expression) follow the same idea.
 - ``expressiveness`` = 1 - p(neutral); in [0, 1].
 
 Both are computed per frame, then take the epoch median like the classes.
