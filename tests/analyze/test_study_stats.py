@@ -291,3 +291,14 @@ def test_outputs_appear_only_when_finished_and_a_failure_leaves_old_ones(tmp_pat
             aggregator.add("r", {}, timeline, 0.0)
     assert sorted(p.name for p in out.iterdir()) == ["aggregate.csv"]
     assert (out / "aggregate.csv").read_text() == "old\n"
+
+
+def test_times_are_written_as_plain_decimals_for_short_epochs(tmp_path):
+    settings = AggregateSettings(FER, epoch_s=0.25, duration_s=1.0)
+    with StudyAggregator(settings, tmp_path / "out") as aggregator:
+        aggregator.add("r", {}, steady(tmp_path / "a.csv", 1.0, probs(happiness=.5), fps=20), 0.0)
+        tables = aggregator.finish()
+    for path in (tables.epochs_csv, tables.aggregate_csv):
+        with open(path, newline="") as handle:
+            times = list(dict.fromkeys(row["time_s"] for row in csv.DictReader(handle)))
+        assert times == ["0", "0.25", "0.5", "0.75"]

@@ -33,10 +33,11 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from aidentify.analyze.epochs import TIME_DECIMALS, AggregateSettings, NoBaselineFace, Segment, respondent_epochs
+from aidentify.analyze.epochs import (TIME_DECIMALS, AggregateSettings, NoBaselineFace, Segment, format_time,
+                                      respondent_epochs)
 from aidentify.analyze.stats import between_groups_p, interval, interval_from_sums, key_moments
 from aidentify.errors import DataError
-from aidentify.files import PendingFile
+from aidentify.files import PendingFile, os_error_cause
 
 ALL = ("", "all")  # the group key of every respondent; other keys are (column, value)
 WHOLE = Segment("whole", 0.0, float("inf"))  # the one segment when none are given
@@ -133,7 +134,10 @@ class StudyAggregator:
         self._epoch_count = settings.epoch_count() or 0
         self.skipped: dict[str, str] = {}
         self._pending = {name: PendingFile(self.out_dir / name) for name in OUTPUTS}
-        self._epochs: TextIO = open(self._pending["epochs.csv"].path, "w", newline="", encoding="utf-8")
+        try:
+            self._epochs: TextIO = open(self._pending["epochs.csv"].path, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise DataError(f"cannot write in {self.out_dir}: {os_error_cause(exc, self.out_dir)}") from None
         header = ["respondent", *settings.group_columns, "time_s", "face_share", *self.metrics]
         pd.DataFrame(columns=header).to_csv(self._epochs, index=False)
 
@@ -181,7 +185,7 @@ class StudyAggregator:
         unknown = [c for c in groups if c not in self.settings.group_columns]
         if unknown:
             raise DataError(f"respondent {respondent!r} has a value for {unknown[0]!r}, which is not a group column")
-        values = tuple("" if groups.get(c) is None else str(groups[c]).strip() for c in self.settings.group_columns)
+        values = tuple("" if pd.isna(groups.get(c)) else str(groups[c]).strip() for c in self.settings.group_columns)
         if len(values) == 1 and values[0] == "all":
             raise DataError(f"respondent {respondent!r} is in a group named 'all', the name of every "
                             "respondent's row; rename the group")
@@ -194,7 +198,7 @@ class StudyAggregator:
         lead = buffer.getvalue()
         numbers = table.drop(columns="time_s").to_numpy(np.float64)
         self._epochs.writelines(
-            f"{lead},{time_s:.{TIME_DECIMALS}g},{','.join('' if v != v else EPOCH_FORMAT % v for v in row)}\n"
+            f"{lead},{format_time(time_s)},{','.join('' if v != v else EPOCH_FORMAT % v for v in row)}\n"
             for time_s, row in zip(table["time_s"].tolist(), numbers.tolist()))
 
     def _segment_means(self, starts: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -227,9 +231,15 @@ class StudyAggregator:
         aggregate = self._aggregate_table()
         moments = self._moments_table(aggregate)
         segments = self._segment_table()
-        for name, table in (("aggregate.csv", aggregate), ("moments.csv", moments),
-                            ("segment_summary.csv", segments)):
-            table.to_csv(self._pending[name].path, index=False, float_format=STATS_FORMAT)
+        try:
+            for name, table in (("aggregate.csv", aggregate), ("moments.csv", moments),
+                                ("segment_summary.csv", segments)):
+                if "time_s" in table:
+                    table = table.assign(time_s=[format_time(t) for t in table["time_s"]])
+                table.to_csv(self._pending[name].path, index=False, float_format=STATS_FORMAT)
+        except OSError as exc:
+            self.discard()
+            raise DataError(f"cannot write in {self.out_dir}: {os_error_cause(exc, self.out_dir)}") from None
         paths = {name: pending.commit() for name, pending in self._pending.items()}
         return StudyTables(paths["epochs.csv"], paths["aggregate.csv"], paths["moments.csv"],
                            paths["segment_summary.csv"], len(self._names), self._epoch_count,

@@ -120,6 +120,11 @@ def check_span(what: str, start_s: float, end_s: float) -> tuple[float, float]:
     return start_s, end_s
 
 
+def format_time(seconds: float) -> str:
+    """Seconds as the shortest decimal to the microsecond: ``12``, ``0.25``, ``12345.25``."""
+    return f"{seconds:.{TIME_DECIMALS}f}".rstrip("0").rstrip(".")
+
+
 def metric_names(classes: list[str]) -> list[str]:
     """The classes, then ``valence`` (when happiness and a negative class are among them) and
     ``expressiveness`` (when neutral is): a 3-class model without them gets only its classes."""
