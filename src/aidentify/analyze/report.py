@@ -168,16 +168,22 @@ def stimulus_thumbnails(video: Path, times_s, height_px: int = THUMBNAIL_HEIGHT_
     """Frames of ``video`` at ``times_s`` (seconds on its own clock) as JPEG data URIs ``height_px`` tall.
 
     Returns ``(time_s, "data:image/jpeg;base64,...")`` for each time whose frame could be read (a time
-    past the end is left out), seeking with OpenCV's ``CAP_PROP_POS_MSEC``. Raises :class:`DataError`
-    when the video cannot be opened.
+    past the end is left out). The frame shown at ``t`` is frame ``floor(t * fps)`` (it is on screen from
+    ``i / fps`` to ``(i + 1) / fps``); OpenCV seeks to it with ``CAP_PROP_POS_FRAMES``, or with
+    ``CAP_PROP_POS_MSEC`` where the container gives no frame rate. Raises :class:`DataError` when the
+    video cannot be opened.
     """
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise DataError(f"cannot open the stimulus video {video}")
+    fps = capture.get(cv2.CAP_PROP_FPS)
     thumbnails = []
     try:
         for time_s in times_s:
-            capture.set(cv2.CAP_PROP_POS_MSEC, float(time_s) * 1000.0)
+            if fps > 0:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, math.floor(float(time_s) * fps))
+            else:
+                capture.set(cv2.CAP_PROP_POS_MSEC, float(time_s) * 1000.0)
             ok, frame = capture.read()
             if not ok or frame is None:
                 continue
