@@ -244,3 +244,33 @@ def test_study_report_hover_shows_the_values(report_browser, study):
     text = wait_for(driver, "document.querySelector('#chart-valence .hoverlayer').textContent")
     assert "all respondents" in text and "group B" in text
     assert re.search(r"all respondents : -?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\] n=\d+", text), text  # mean [CI] n
+
+
+def test_study_report_without_segments_groups_or_moments(tmp_path):
+    folder = make_study(tmp_path / "study", respondents=4, failed=0)
+    for name, header in (("segment_summary.csv", "group,segment,metric,mean,ci_low,ci_high,n,p_value"),
+                         ("moments.csv", "group,metric,time_s,change")):
+        (folder / name).write_text(header + "\n", encoding="utf-8")
+    aggregate = (folder / "aggregate.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "aggregate.csv").write_text("\n".join(row for row in aggregate if not row.startswith(("A,", "B,"))),
+                                          encoding="utf-8")
+    page = write_report(folder).read_text(encoding="utf-8")
+    assert "No segments were given for this study." in page
+    charts = page.split("</script>", 1)[1]  # after plotly.js: the figures and tables
+    assert "Plotly.newPlot" in charts and "updatemenus" not in charts  # one group: no menu to switch groups
+    assert page.count("<tr><td>") >= 1 and "group B" not in page
+
+
+def test_study_report_menu_switches_the_emotions_to_a_group(report_browser, study):
+    driver = report_browser
+    driver.get((study / "report.html").as_uri())
+    wait_for(driver, "document.querySelectorAll('#chart-emotions .updatemenu-header-group').length")
+    shown = ("return document.getElementById('chart-emotions').data"
+             ".flatMap((t, i) => t.visible === true ? [i] : [])")
+    before = driver.execute_script(shown)
+    driver.find_element("css selector", "#chart-emotions .updatemenu-header-group").click()
+    items = wait_for(driver, "document.querySelectorAll('#chart-emotions .updatemenu-dropdown-button').length")
+    assert items == 3  # all respondents, group A, group B
+    driver.find_elements("css selector", "#chart-emotions .updatemenu-dropdown-button")[2].click()
+    after = driver.execute_script(shown)
+    assert len(after) == len(before) and min(after) > max(before)  # group B's curves replace all respondents'

@@ -74,6 +74,7 @@ def write_report(study_dir: Path, out: Path | None = None, respondents: int = RE
 
 
 def read_study_json(study_dir: Path) -> dict:
+    """``study.json`` as a dict; :class:`StageInputMissing` if absent, :class:`DataError` if unreadable."""
     path = study_dir / "study.json"
     if not path.is_file():
         raise StageInputMissing(f"{study_dir} has no study.json: run `aidentify analyze` on the recordings first")

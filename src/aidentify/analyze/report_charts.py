@@ -48,6 +48,7 @@ def figure_div(figure: go.Figure, div_id: str) -> str:
 
 
 def colour_alpha(hex_colour: str, alpha: float) -> str:
+    """``#rrggbb`` as a CSS ``rgba()`` with opacity ``alpha`` (0 to 1), for confidence bands."""
     red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({red},{green},{blue},{alpha})"
 
@@ -112,6 +113,7 @@ def add_thumbnails(figure: go.Figure, row: int, thumbnails: list[tuple[float, st
 
 
 def base_figure(rows: int, heights: list[float], titles: list[str], strip: bool) -> go.Figure:
+    """``rows`` chart rows on one shared time axis (``heights``: fractions), plus the thumbnail strip if ``strip``."""
     figure = make_subplots(rows=rows + strip, cols=1, shared_xaxes=True, vertical_spacing=0.04,
                            row_heights=[*heights, 0.16] if strip else heights, subplot_titles=[*titles, *[""] * strip])
     figure.update_layout(hovermode="x unified", template="plotly_white", margin={"l": 60, "r": 20, "t": 60, "b": 40},
