@@ -25,7 +25,7 @@ from report_study import make_study
 
 from aidentify.analyze import report as report_module
 from aidentify.analyze.report import choose_respondents, stimulus_thumbnails, write_report
-from aidentify.errors import StageInputMissing
+from aidentify.errors import DataError, StageInputMissing
 from aidentify.live.demo import write_demo_video
 
 CHROMIUM = "/usr/bin/chromium"
@@ -274,3 +274,10 @@ def test_study_report_menu_switches_the_emotions_to_a_group(report_browser, stud
     driver.find_elements("css selector", "#chart-emotions .updatemenu-dropdown-button")[2].click()
     after = driver.execute_script(shown)
     assert len(after) == len(before) and min(after) > max(before)  # group B's curves replace all respondents'
+
+
+def test_study_report_names_a_missing_column(tmp_path):
+    folder = make_study(tmp_path / "study", respondents=4)
+    (folder / "moments.csv").write_text("group,metric,when\nall,valence,3.5\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"moments.csv has no column time_s, change"):
+        write_report(folder)

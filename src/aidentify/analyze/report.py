@@ -49,9 +49,11 @@ def write_report(study_dir: Path, out: Path | None = None, respondents: int = RE
     classes = [str(name) for name in study.get("classes") or []]
     if not classes:
         raise DataError(f"{study_dir / 'study.json'} names no classes")
-    aggregate = read_table(study_dir / "aggregate.csv", text=["group", "metric"], required=True)
-    moments = read_table(study_dir / "moments.csv", text=["group", "metric"])
-    segments = read_table(study_dir / "segment_summary.csv", text=["group", "segment", "metric"])
+    aggregate = read_table(study_dir / "aggregate.csv", text=["group", "metric"], required=True,
+                           numbers=["time_s", "mean", "ci_low", "ci_high", "n"])
+    moments = read_table(study_dir / "moments.csv", text=["group", "metric"], numbers=["time_s", "change"])
+    segments = read_table(study_dir / "segment_summary.csv", text=["group", "segment", "metric"],
+                          numbers=["mean", "ci_low", "ci_high", "n"])
     failed = read_table(study_dir / "failed.csv", text=["recording", "reason"])
     summaries = read_summaries(study_dir)
     groups = [g for g in dict.fromkeys(aggregate["group"]) if g != "all"] if "group" in aggregate else []
@@ -87,22 +89,26 @@ def read_study_json(study_dir: Path) -> dict:
     return study
 
 
-def read_table(path: Path, text: list[str], required: bool = False, **options) -> pd.DataFrame:
-    """A study CSV with ``text`` columns kept as strings (a group called ``NA`` stays ``NA``).
+def read_table(path: Path, text: list[str], numbers: tuple[str, ...] | list[str] = (),
+               required: bool = False) -> pd.DataFrame:
+    """A study CSV with ``text`` columns kept as strings (a group called ``NA`` stays ``NA``) and
+    ``numbers`` columns as floats; only empty fields are missing values (NaN).
 
-    Only empty fields are missing values (NaN) in the other columns. A missing optional file is an
-    empty table; a missing required one raises :class:`StageInputMissing`.
+    A missing optional file is an empty table; a missing required one raises :class:`StageInputMissing`;
+    a file without one of the columns, or with a non-number in ``numbers``, raises :class:`DataError`.
     """
     if not path.is_file():
         if required:
             raise StageInputMissing(f"{path} is missing: the study did not finish; run `aidentify analyze` again")
-        return pd.DataFrame(columns=text)
+        return pd.DataFrame(columns=[*text, *numbers])
     try:
-        header = pd.read_csv(path, nrows=0).columns
-        numeric = [c for c in header if c not in text]
-        return pd.read_csv(path, dtype={c: str for c in text if c in header}, keep_default_na=False,
-                           na_values={c: [""] for c in numeric}, **options)
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
+        header = list(pd.read_csv(path, nrows=0).columns)
+        missing = [c for c in [*text, *numbers] if c not in header]
+        if missing:
+            raise DataError(f"{path} has no column {', '.join(missing)} (it has {', '.join(header)})")
+        return pd.read_csv(path, dtype={**{c: str for c in text}, **{c: float for c in numbers}},
+                           keep_default_na=False, na_values={c: [""] for c in header if c not in text})
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
