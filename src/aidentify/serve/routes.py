@@ -119,19 +119,22 @@ async def predict(request: Request) -> JSONResponse:
         raise ApiError(400, "the uploaded image is empty")
     name = parts["model"].data.decode("utf-8", "replace").strip() if "model" in parts else None
     service.model(name)  # 404 before any work
-    return JSONResponse(await unless_client_leaves(request, service.predict(bytes(image.data), name)))
+    work = service.predict(bytes(image.data), name)
+    return JSONResponse(await unless_client_leaves(request, work, service.pool.queue))
 
 
-async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
+async def unless_client_leaves(request: Request, work: Awaitable[T], counts: dict[str, int]) -> T:
     """``work``'s result; cancelled (and ``ClientDisconnect`` raised) if the client hangs up first.
 
     A client that left before its photo reached a worker costs nothing: its
     work is dropped while it waits (see ``WorkerPool.run``). The body has been
     read, so the next thing uvicorn can tell the app is ``http.disconnect``.
+    ``counts["dropped"]`` counts work dropped here before it started.
     """
     if await request.is_disconnected():
         if inspect.iscoroutine(work):
             work.close()  # never started
+        counts["dropped"] += 1
         raise ClientDisconnect()
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnected(request))
@@ -159,11 +162,16 @@ async def models(request: Request) -> dict[str, Any]:
 
 @router.get("/api/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Whether the server is ready, and what it has loaded."""
+    """Whether the server is ready, what it has loaded, and its photo queue.
+
+    ``queue``: photos waiting for a worker and running in one now; since the
+    start, photos dropped because their client left before they ran, and
+    photos refused (503) after waiting ``limits.queue_timeout_s``.
+    """
     service = _service(request)
     feed = request.app.state.feed
     return {"status": "ready", "version": __version__, **service.describe(),
-            "stream": feed.describe() if feed is not None else None,
+            "stream": feed.describe() if feed is not None else None, "queue": dict(service.pool.queue),
             "uptime_s": round(time.time() - service.started, 1)}
 
 

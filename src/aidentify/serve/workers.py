@@ -159,6 +159,9 @@ class WorkerPool:
         self._args = (config.model_dump_json(), {name: str(path) for name, path in models.items()})
         self._lock = threading.Lock()
         self._slots = None  # asyncio.Semaphore(size), made on the event loop by the first run()
+        # Photos (run()): waiting for a worker, running in one, dropped while waiting because their
+        # client left, refused after queue_timeout; /api/health reports them.
+        self.queue = {"waiting": 0, "running": 0, "dropped": 0, "refused": 0}
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -212,19 +215,32 @@ class WorkerPool:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.size)
         slots = self._slots
+        self.queue["waiting"] += 1
         try:
             await asyncio.wait_for(slots.acquire(), queue_timeout)
         except TimeoutError:
+            self.queue["refused"] += 1
             raise ApiError(503, f"the server is busy: no worker was free within {queue_timeout:g} s "
                                 "(limits.queue_timeout_s); try again in a moment") from None
+        except asyncio.CancelledError:
+            self.queue["dropped"] += 1
+            raise
+        finally:
+            self.queue["waiting"] -= 1
         try:
             future = self.submit(function, *args)
         except BaseException:
             slots.release()
             raise
+        self.queue["running"] += 1
+
+        def released() -> None:
+            self.queue["running"] -= 1
+            slots.release()
+
         def free(_: Future) -> None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
-                loop.call_soon_threadsafe(slots.release)
+                loop.call_soon_threadsafe(released)
 
         future.add_done_callback(free)
         try:
