@@ -6,6 +6,9 @@ real faces (the astronaut and five LFW faces from scikit-image, composed by the 
 video's code). Each client sends its next request when the last one is answered (a
 closed loop over one keep-alive connection), so with C clients there are always C
 requests in the server. Reports requests/s and p50/p95 latency per client count; the
+16 clients again beside 100 stalled sockets (sending nothing, half a request head, or a
+head and no body; each one the server closes is opened again at once), with how long the
+server took to close them and how fast /api/health answered beside them; the
 server's resident memory (VmRSS) after 100 requests and after 2,000 (no growth wanted);
 and the WebSocket live view's frames/s with one client sending the demo video's frames
 (each sent when the last is answered, as the page does).
@@ -145,6 +148,77 @@ def load(port: int, body: bytes, content_type: str, clients: int, requests: int)
             "faces": statistics.mean(faces) if faces else 0, "errors": errors[:3], "n_errors": len(errors)}
 
 
+STALL_KINDS = ("nothing", "half a head", "a head, no body")
+
+
+class Stallers:
+    """``count`` sockets kept stalled beside the load, as a slowloris client or dropped phones would.
+
+    A third send nothing, a third half a request head, a third a whole head of a
+    100 KB upload and then nothing. Each socket the server closes is replaced at
+    once, so ``count`` stay open the whole time; ``closed_after`` records how long
+    the server took to close each one, by kind (seconds).
+    """
+
+    def __init__(self, port: int, count: int):
+        self.port, self.count = port, count
+        self.closed_after: dict[str, list[float]] = {kind: [] for kind in STALL_KINDS}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _open(self, kind: str) -> tuple[socket.socket, str, float]:
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        head = (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                f"boundary=x\r\nContent-Length: 100000\r\n\r\n").encode()
+        if kind == "half a head":
+            sock.sendall(head[:30])
+        elif kind == "a head, no body":
+            sock.sendall(head)
+        sock.setblocking(False)
+        return sock, kind, time.perf_counter()
+
+    def _run(self) -> None:
+        import selectors
+
+        selector = selectors.DefaultSelector()
+        for i in range(self.count):
+            sock, kind, opened = self._open(STALL_KINDS[i % len(STALL_KINDS)])
+            selector.register(sock, selectors.EVENT_READ, (kind, opened))
+        while not self._stop.is_set():
+            for key, _ in selector.select(timeout=0.1):
+                sock, (kind, opened) = key.fileobj, key.data
+                try:
+                    if sock.recv(65536):
+                        continue  # the 408 answer; the close follows
+                except OSError:
+                    pass
+                self.closed_after[kind].append(time.perf_counter() - opened)
+                selector.unregister(sock)
+                sock.close()
+                new, kind, opened = self._open(kind)
+                selector.register(new, selectors.EVENT_READ, (kind, opened))
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()
+
+    def __enter__(self) -> "Stallers":
+        self._thread.start()
+        time.sleep(0.5)  # all of them open before the load starts
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        parts = []
+        for kind, times in self.closed_after.items():
+            if times:
+                parts.append(f"{kind}: {len(times)} closed, after {statistics.median(times):.2f} s (median)")
+            else:
+                parts.append(f"{kind}: none closed")
+        return "; ".join(parts)
+
+
 def websocket_fps(port: int, frames: int) -> dict:
     from websockets.sync.client import connect
 
@@ -171,6 +245,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--memory-requests", type=int, default=2000)
     parser.add_argument("--ws-frames", type=int, default=150)
+    parser.add_argument("--stalled", type=int, default=100,
+                        help="stalled sockets kept open beside a second 16-client run (0: none)")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="server config override")
     args = parser.parse_args()
 
@@ -187,7 +263,20 @@ def main() -> None:
             r = load(port, body, content_type, clients, args.requests)
             print(f"| {clients} | {r['requests']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p95']:.0f} | "
                   f"{r['faces']:.1f} |" + (f" errors: {r['n_errors']} {r['errors']}" if r["n_errors"] else ""))
-        sent = 20 + args.requests * len(args.clients)
+        if args.stalled:
+            with Stallers(port, args.stalled) as stallers:
+                r = load(port, body, content_type, 16, args.requests)
+                health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                start = time.perf_counter()
+                health.request("GET", "/api/health")
+                status = health.getresponse().status
+                health_ms = (time.perf_counter() - start) * 1000
+            print(f"| 16, beside {args.stalled} stalled sockets | {r['requests']} | {r['rps']:.1f} | {r['p50']:.0f} | "
+                  f"{r['p95']:.0f} | {r['faces']:.1f} |" + (f" errors: {r['n_errors']} {r['errors']}"
+                                                           if r["n_errors"] else ""))
+            print(f"\nstalled sockets (kept at {args.stalled}, each one the server closed replaced at once): "
+                  f"{stallers.summary()}; /api/health beside them: {status} in {health_ms:.0f} ms")
+        sent = 20 + args.requests * (len(args.clients) + bool(args.stalled))
         load(port, body, content_type, 16, max(0, 100 - sent))
         first = rss_mb(server.pid)
         sent = max(sent, 100)

@@ -206,3 +206,97 @@ def test_websocket_tracks_faces_per_connection(client):
 def test_websocket_unknown_model_is_refused(client):
     with client.websocket_connect("/ws/live?model=nope") as socket:
         assert "unknown model" in socket.receive_json()["error"]
+
+
+# ------------------------------------------------------------------ issue 36: messages, queue, names, camera size
+def test_image_sent_as_a_text_field_is_named_as_such(client, astronaut_bgr):
+    """`curl -F image=<a.jpg` sends the file as a text field (no filename): say so, not "over 1024 bytes"."""
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n" + encode(astronaut_bgr)
+            + b"\r\n--b--\r\n")  # what curl sends for -F image=<a.jpg
+    response = client.post("/api/predict", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert "not as a file" in error and "filename" in error and "1024" not in error, error
+
+
+def test_form_cut_off_before_its_closing_boundary_says_so(client, astronaut_bgr):
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n"
+            + encode(astronaut_bgr))  # no closing --b--
+    response = client.post("/api/predict", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "closing boundary" in error and "cut off" in error and "missing field" not in error, error
+
+
+@pytest.mark.parametrize("data", [b"\xff\xd8\xff", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01"])
+def test_bare_jpeg_header_message_names_the_cause_not_a_python_object(client, data):
+    response = predict(client, data, name="a.jpg")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "object at 0x" not in error and "BytesIO" not in error, error
+    assert "JPEG" in error and "cut off" in error and f"{len(data)} bytes" in error, error
+
+
+def test_a_new_camera_frame_size_starts_the_tracks_again(client):
+    """640x480 then 1280x720 (a phone turned): the first larger frame's boxes are found in its own pixels."""
+    small = [encode(f) for f in demo_frames(faces=4, seconds=5 / 30, fps=30.0, size=(640, 480))]
+    large = [encode(cv2.resize(f, (1280, 720))) for f in demo_frames(faces=4, seconds=2 / 30, fps=30.0,
+                                                                    size=(640, 480))]
+    with client.websocket_connect("/ws/live") as socket:
+        answers = []
+        for frame in small[:4] + large[:1]:  # frame 4 is not a detector frame (every 3): it used to be followed
+            socket.send_bytes(frame)
+            answers.append(socket.receive_json())
+    before, after = answers[3], answers[4]
+    assert after["image"] == {"width": 1280, "height": 720} and len(after["faces"]) == 4
+    expected = sorted((x * 2, y * 1.5, w * 2, h * 1.5) for x, y, w, h in (f["box"] for f in before["faces"]))
+    found = sorted(tuple(f["box"]) for f in after["faces"])
+    for (x, y, w, h), (ex, ey, ew, eh) in zip(found, expected):
+        assert abs((x + w / 2) - (ex + ew / 2)) < 0.25 * ew and abs((y + h / 2) - (ey + eh / 2)) < 0.25 * eh, (found, expected)
+
+
+def test_unicode_model_names_are_kept(tmp_path):
+    from aidentify.serve.service import model_names
+
+    paths = []
+    for stem in ("модель", "顔", "glück 😀", "glu\u0308ck 😀", "a/b?c#d"):  # the 4th: the 3rd as macOS stores it (NFD)
+        folder = tmp_path / str(len(paths))
+        folder.mkdir()
+        paths.append(folder / f"{stem.replace('/', '_')}.tflite")
+        shutil.copy(default_model_path(), paths[-1])
+    names = list(model_names(paths))
+    assert names == ["default", "модель", "顔", "glück-😀", "glück-😀-2", "a_b-c-d"]
+
+
+def test_queued_work_is_dropped_when_cancelled_and_refused_after_its_deadline(client):
+    """One worker, busy for 1 s: five waiting calls cancelled never run; one more waits 0.2 s and gets 503."""
+    import asyncio
+    import os
+
+    from aidentify.serve.errors import ApiError
+
+    pool = client.app.state.service.pool
+    assert pool.size == 1
+
+    async def scenario():
+        before = dict(pool.queue)
+        busy = asyncio.ensure_future(pool.run(time.sleep, 1.0))
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.ensure_future(pool.run(os.getpid)) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        assert pool.queue["waiting"] == 5 and pool.queue["running"] == 1
+        for task in waiting:
+            task.cancel()
+        refused = None
+        try:
+            await pool.run(os.getpid, queue_timeout=0.2)
+        except ApiError as exc:
+            refused = exc
+        await busy
+        return before, dict(pool.queue), refused
+
+    before, after, refused = client.portal.call(scenario)
+    assert refused is not None and refused.status == 503 and "queue_timeout_s" in refused.message
+    assert after["dropped"] - before["dropped"] == 5 and after["refused"] - before["refused"] == 1
+    assert after["waiting"] == 0
+    assert_still_serving(client)

@@ -109,3 +109,26 @@ def test_ctrl_c_and_sigterm_stop_the_server_the_same_way(signum, tmp_path):
     assert server.returncode == 0, err[-2000:]
     assert out.strip().splitlines()[-1] == "server stopped", out
     assert "Traceback" not in err, err[-2000:]
+
+
+def test_a_model_only_the_worker_can_refuse_is_the_same_one_line_as_live(mtcnn_converted, tmp_path):
+    """Metadata that reads fine (input_size 48) on a 64 px network: LiteRT refuses it when a worker loads it."""
+    import aidentify
+    from aidentify.inference.modelfile import default_model_path, embed_tflite_metadata, read_tflite_metadata
+
+    flatbuffer = default_model_path().read_bytes()
+    metadata = {**read_tflite_metadata(flatbuffer), "input_size": 48}
+    (tmp_path / "bad.tflite").write_bytes(embed_tflite_metadata(flatbuffer, metadata))
+    src = os.path.dirname(os.path.dirname(aidentify.__file__))
+    env = {**os.environ, "AIDENTIFY_PROGRESS": "0", "PYTHONPATH": src, "COLUMNS": "400"}
+
+    def error_lines(*args):
+        out = subprocess.run([sys.executable, "-m", "aidentify", *args], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=180)
+        assert out.returncode == 1, out.stderr[-2000:]
+        return [line for line in out.stderr.splitlines() if line.strip()]
+
+    live = error_lines("live", "--model", "bad.tflite", "--source", "none.mp4", "--no-window")
+    serve = error_lines("serve", "--port", "0", "--model", "bad.tflite", "--set", "workers=1")
+    assert len(serve) == 1 and serve[0].startswith("error: ") and "does not match its metadata" in serve[0], serve
+    assert serve == live

@@ -46,7 +46,6 @@ def serve(
                               "machine on the network can use this server (it has no login); "
                               "the default 127.0.0.1 keeps it to this machine", highlight=False, soft_wrap=True)
         check_port_free(cfg.host, cfg.port)
-        import uvicorn
 
         from aidentify.serve.app import create_app
 
@@ -60,8 +59,7 @@ def serve(
             console.print(f"stream: {escape(server_app.state.feed.name)} at /stream.mjpg")
         console.print(f"[bold]serving on http://{shown}:{cfg.port}[/]  (API docs: /docs; Ctrl-C stops)",
                       highlight=False)
-        settings = uvicorn.Config(server_app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                                  limit_concurrency=cfg.limits.max_connections, timeout_graceful_shutdown=5)
+        settings = uvicorn_config(server_app, cfg)
         try:
             # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again with
             # the handlers it found: SIGTERM (`kill`, a service manager) then stops it like Ctrl-C
@@ -72,6 +70,16 @@ def serve(
         console.print("server stopped")
 
     run_guarded(verbose, work)
+
+
+def uvicorn_config(server_app, cfg: ServeConfig):
+    """uvicorn's settings: its own HTTP protocol with read deadlines and JSON errors (aidentify.serve.protocol)."""
+    import uvicorn
+
+    from aidentify.serve.protocol import protocol_class
+
+    return uvicorn.Config(server_app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+                          http=protocol_class(cfg.limits), limit_concurrency=None, timeout_graceful_shutdown=5)
 
 
 def _uvicorn_server():

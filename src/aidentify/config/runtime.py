@@ -67,12 +67,21 @@ class LiveConfig(StrictModel):
 
 # ------------------------------------------------------------------------ serve
 class ServeLimits(StrictModel):
-    """What one client may send: refused with 413 above these, before the image is decoded."""
+    """What one client may send and how long it may take (see docs/serve.md, "Limits and deadlines").
+
+    Sizes are refused with 413 before the image is decoded; a request whose head
+    or body does not arrive in time is answered 408 and its socket closed; work
+    that waits longer than ``queue_timeout_s`` for a worker is answered 503.
+    """
 
     max_upload_mb: float = Field(default=10.0, gt=0.0)
     max_megapixels: float = Field(default=50.0, gt=0.0)
     max_frame_kb: int = Field(default=2048, ge=16)
     max_connections: int = Field(default=100, ge=1)
+    head_timeout_s: float = Field(default=5.0, gt=0.0)
+    body_timeout_s: float = Field(default=5.0, gt=0.0)
+    min_upload_kb_s: float = Field(default=8.0, ge=0.0)
+    queue_timeout_s: float = Field(default=30.0, gt=0.0)
 
 
 class ServeStream(StrictModel):

@@ -50,6 +50,7 @@ class LivePipeline:
         self.margin = model_crop_margin(classifier.info.crop_margin, config.crop_margin)
         self._index = 0
         self._previous_small: np.ndarray | None = None
+        self._frame_size: tuple[int, int] | None = None
 
     def __call__(self, frame: np.ndarray, draw: bool = True) -> tuple[np.ndarray, FrameResult]:
         """Process one ``(H, W, 3) uint8`` BGR (or ``(H, W)`` gray) frame.
@@ -79,8 +80,12 @@ class LivePipeline:
 
     def _detect_or_follow(self, frame: np.ndarray, gray: np.ndarray) -> bool:
         """Run the detector (True) or move the tracks by optical flow (False)."""
-        if self.stills:
-            self.tracker = Tracker(self.config.track)  # a photo shares nothing with the one before
+        if self.stills or (self._frame_size is not None and frame.shape[:2] != self._frame_size):
+            # A photo shares nothing with the one before; nor does a frame of a new size (a phone turned,
+            # a camera switching resolution): the old boxes are in other pixels, so the tracks start again.
+            self.tracker = Tracker(self.config.track)
+            self._previous_small = None
+        self._frame_size = frame.shape[:2]
         detect_now = self.stills or self._index % self.config.detect.every == 0 or not self.tracker.tracks
         scale = min(1.0, FLOW_WIDTH / gray.shape[1])
         small = None

@@ -3,7 +3,10 @@
 Library errors leave the routes as :class:`ApiError`; FastAPI's own request
 validation (422), Starlette's 404/405 and anything unexpected (500) are turned
 into the same shape by :func:`install_error_handlers`, so a client has one
-format to read and the server keeps serving after each of them.
+format to read and the server keeps serving after each of them. What uvicorn
+itself answers (400, the 408 of a stalled upload, the 503 of the cap) is made
+JSON in :mod:`aidentify.serve.protocol`. A client that hangs up is no error:
+one info line, no answer.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("aidentify.serve")
@@ -62,6 +66,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such page: {request.url.path}"
         return error_response(exc.status_code, message)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # An expected event (a closed tab, a phone that lost its Wi-Fi): one line at info level, and
+        # no answer is sent (nobody is there; uvicorn drops it): 499 is nginx's name for the event.
+        log.info("client left before its answer: %s %s", request.method, request.url.path)
+        return error_response(499, "the client closed the connection before the answer")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,12 +6,16 @@ server gave them, and uploads are read into memory, checked and decoded there.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from aidentify import __version__
 from aidentify.serve.errors import ApiError
@@ -20,6 +24,7 @@ from aidentify.serve.stream import MEDIA_TYPE
 from aidentify.serve.uploads import ACCEPTED, parse_form, read_body
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 # ------------------------------------------------------------ documented shapes (for /docs)
@@ -94,13 +99,14 @@ async def index(request: Request) -> HTMLResponse:
 
 
 @router.post("/api/predict", openapi_extra=PREDICT_FORM,
-             responses={200: {"model": PredictAnswer}, **_errors(400, 404, 413, 415, 422)})
+             responses={200: {"model": PredictAnswer}, **_errors(400, 404, 408, 413, 415, 422, 503)})
 async def predict(request: Request) -> JSONResponse:
     """Every face in a photo: box (image pixels, x, y, w, h), label, confidence and all probabilities.
 
-    Faces come largest first. 400: the image cannot be decoded; 404: unknown
-    model; 413: over the upload size or pixel limit; 415: not a JPEG, PNG,
-    WebP or BMP; 422: no ``image`` field.
+    Faces come largest first. 400: the image cannot be decoded, or the form is
+    cut off; 404: unknown model; 408: the upload stalled; 413: over the upload
+    size or pixel limit; 415: not a JPEG, PNG, WebP or BMP; 422: no ``image``
+    file; 503: busy (too many requests, or no worker free in time).
     """
     service = _service(request)
     limit = int(service.config.limits.max_upload_mb * 2**20)
@@ -113,7 +119,39 @@ async def predict(request: Request) -> JSONResponse:
         raise ApiError(400, "the uploaded image is empty")
     name = parts["model"].data.decode("utf-8", "replace").strip() if "model" in parts else None
     service.model(name)  # 404 before any work
-    return JSONResponse(await service.predict(bytes(image.data), name))
+    work = service.predict(bytes(image.data), name)
+    return JSONResponse(await unless_client_leaves(request, work, service.pool.queue))
+
+
+async def unless_client_leaves(request: Request, work: Awaitable[T], counts: dict[str, int]) -> T:
+    """``work``'s result; cancelled (and ``ClientDisconnect`` raised) if the client hangs up first.
+
+    A client that left before its photo reached a worker costs nothing: its
+    work is dropped while it waits (see ``WorkerPool.run``). The body has been
+    read, so the next thing uvicorn can tell the app is ``http.disconnect``.
+    ``counts["dropped"]`` counts work dropped here before it started.
+    """
+    if await request.is_disconnected():
+        if inspect.iscoroutine(work):
+            work.close()  # never started
+        counts["dropped"] += 1
+        raise ClientDisconnect()
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+        gone.cancel()
+    if task.cancelled() or not task.done():
+        raise ClientDisconnect()
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.get("/api/models", response_model=ModelsAnswer)
@@ -124,11 +162,16 @@ async def models(request: Request) -> dict[str, Any]:
 
 @router.get("/api/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Whether the server is ready, and what it has loaded."""
+    """Whether the server is ready, what it has loaded, and its photo queue.
+
+    ``queue``: photos waiting for a worker and running in one now; since the
+    start, photos dropped because their client left before they ran, and
+    photos refused (503) after waiting ``limits.queue_timeout_s``.
+    """
     service = _service(request)
     feed = request.app.state.feed
     return {"status": "ready", "version": __version__, **service.describe(),
-            "stream": feed.describe() if feed is not None else None,
+            "stream": feed.describe() if feed is not None else None, "queue": dict(service.pool.queue),
             "uptime_s": round(time.time() - service.started, 1)}
 
 

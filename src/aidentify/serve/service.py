@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,8 @@ def model_names(paths: list[Path]) -> dict[str, Path]:
     """``{name: path}`` for the shipped model and each of ``paths``, names unique, the default first.
 
     The shipped model is ``default``; another is named by its file stem (a run
-    folder by the folder's name), with ``-2``, ``-3``... added on a clash.
+    folder by the folder's name; see :func:`readable_name`), with ``-2``,
+    ``-3``... added only where two names are the same.
     """
     entries = {DEFAULT_NAME: default_model_path()}
     for given in paths:
@@ -83,12 +85,31 @@ def model_names(paths: list[Path]) -> dict[str, Path]:
         if path in entries.values():
             continue
         stem = Path(given).name if Path(given).is_dir() else path.stem
-        base = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-") or "model"
+        base = readable_name(stem)
         name, n = base, 2
         while name in entries:
             name, n = f"{base}-{n}", n + 1
         entries[name] = path
     return entries
+
+
+# Characters a name cannot keep: whitespace, controls and what has a meaning in a URL or a query
+# string (a name travels as ?model=NAME and in form fields). Letters, digits, marks and symbols of
+# any script stay: JSON and the page carry Unicode as it is.
+UNSAFE_IN_NAME = re.compile(r"""[\s\x00-\x1f\x7f-\x9f/\\?#%&=+:;,"'<>`|^{}\[\]]+""")
+
+
+def readable_name(stem: str) -> str:
+    """A model's name from its file stem: the stem as a person wrote it, minus what a URL cannot carry.
+
+    NFC-normalised (the same name typed on macOS, which stores NFD file names,
+    and elsewhere is one name); runs of whitespace and URL-reserved characters
+    become one ``-``. ``модель``, ``顔`` and ``glück 😀`` become ``модель``,
+    ``顔`` and ``glück-😀``; a stem with nothing left is ``model``.
+    """
+    name = UNSAFE_IN_NAME.sub("-", unicodedata.normalize("NFC", stem)).strip("-.")
+    invisible = ("Cc", "Cf", "Cs", "Co", "Cn")  # controls, bidi overrides, unassigned; the emoji joiner stays
+    return "".join(ch for ch in name if ch == "\u200d" or unicodedata.category(ch) not in invisible) or "model"
 
 
 class Service:
@@ -132,7 +153,8 @@ class Service:
         """The answer of ``POST /api/predict`` for an uploaded file (decoded and labelled in a worker)."""
         model = self.model(model_name)
         start = time.perf_counter()
-        result, shape, decode_ms = await self.pool.run(predict_photo, data, model.name)
+        result, shape, decode_ms = await self.pool.run(predict_photo, data, model.name,
+                                                       queue_timeout=self.config.limits.queue_timeout_s)
         answer = frame_answer(result, model, shape)
         answer["timings_ms"] = {"decode": round(decode_ms, 2), **answer["timings_ms"],
                                 "total": round((time.perf_counter() - start) * 1000, 2)}

@@ -64,7 +64,17 @@ def header_size(data: bytes, kind: str, max_megapixels: float) -> tuple[int, int
         raise ApiError(413, f"image refused before decoding: its header says {said}, over the limit of "
                             f"{max_megapixels:g} MP") from None
     except Exception as exc:  # Pillow raises many types for a damaged header
-        raise ApiError(400, f"cannot read the {kind} header: {exc}") from None
+        raise ApiError(400, f"cannot read the {kind} header: {_header_problem(exc, len(data))}") from None
+
+
+def _header_problem(exc: Exception, size: int) -> str:
+    """What Pillow's error says about a header, without the reprs it puts in (``<_io.BytesIO object at 0x…>``)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError) or "truncated" in str(exc).lower():
+        return f"the file ({size} bytes) is cut off or damaged before its header gives the image size"
+    text = re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the file", str(exc)).strip()
+    return text or f"{type(exc).__name__} ({size} bytes)"
 
 
 def check_image(data: bytes, max_megapixels: float) -> tuple[str, int, int]:
@@ -116,11 +126,14 @@ class FormPart:
     data: bytearray
 
 
-def parse_form(body: bytes, content_type: str | None, file_limit: int) -> dict[str, FormPart]:
+def parse_form(body: bytes, content_type: str | None, file_limit: int,
+               file_fields: tuple[str, ...] = ("image",)) -> dict[str, FormPart]:
     """The parts of a ``multipart/form-data`` body, parsed in memory (first part of each name wins).
 
-    Raises ``ApiError`` 422 when the body is not a multipart form and 413 when
-    a file part is over ``file_limit`` bytes.
+    Raises ``ApiError`` 422 when the body is not a multipart form or one of
+    ``file_fields`` comes as a text field (no filename, as ``curl -F image=<a.jpg``
+    sends it), 413 when a file part is over ``file_limit`` bytes, 400 when the
+    body is malformed or ends before the closing boundary (a cut-off upload).
     """
     from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -148,6 +161,9 @@ def parse_form(body: bytes, content_type: str | None, file_limit: int) -> dict[s
         _, disposition = parse_options_header(state["headers"].get(b"content-disposition", b""))
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         filename = disposition.get(b"filename")
+        if name in file_fields and filename is None:
+            raise ApiError(422, f"form field {name!r} came as text, not as a file (its part has no filename); "
+                                f"send the photo as a file, as `curl -F {name}=@photo.jpg` does")
         state["part"] = FormPart(name, filename.decode("utf-8", "replace") if filename is not None else None,
                                  bytearray())
 
@@ -161,6 +177,9 @@ def parse_form(body: bytes, content_type: str | None, file_limit: int) -> dict[s
         if part.filename is None and len(part.data) > TEXT_FIELD_LIMIT:
             raise ApiError(422, f"form field {part.name!r} is over {TEXT_FIELD_LIMIT} bytes")
 
+    def on_end() -> None:
+        state["ended"] = True
+
     def on_part_end() -> None:
         part = state["part"]
         if part is not None and part.name and part.name not in parts:
@@ -169,7 +188,7 @@ def parse_form(body: bytes, content_type: str | None, file_limit: int) -> dict[s
     callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
                  "on_header_value": on_header_value, "on_header_end": on_header_end,
                  "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-                 "on_part_end": on_part_end}
+                 "on_part_end": on_part_end, "on_end": on_end}
     parser = MultipartParser(boundary, callbacks)
     try:
         parser.write(body)
@@ -178,4 +197,7 @@ def parse_form(body: bytes, content_type: str | None, file_limit: int) -> dict[s
         raise
     except Exception as exc:  # python-multipart raises its own errors for a malformed body
         raise ApiError(400, f"malformed multipart form: {exc}") from None
+    if not state.get("ended"):
+        raise ApiError(400, f"the form ends before its closing boundary after {len(body)} bytes: the upload was "
+                            "cut off (or its Content-Length is too small); send it again")
     return parts

@@ -77,21 +77,34 @@ class Engine:
 
 # ------------------------------------------------------------------ inside a worker process
 _engine: Engine | None = None
+_start_error: BaseException | None = None
 
 
 def _start_worker(config_json: str, models: dict[str, str]) -> None:
-    global _engine
+    """Load the engine; an error is kept for :func:`_ready` to raise in the server process.
+
+    An exception escaping a pool initializer is printed by ``concurrent.futures``
+    as a traceback and breaks the pool; kept and raised from a task instead, it
+    reaches the server as itself (a ``DataError`` for a model LiteRT cannot
+    run), and ``serve`` prints the one ``error:`` line ``live`` prints.
+    """
+    global _engine, _start_error
     import cv2
 
     cv2.setNumThreads(1)  # see SINGLE_THREADED
-    config = ServeConfig.model_validate_json(config_json)
-    _engine = Engine(config, {name: Path(path) for name, path in models.items()})
-    _engine.warm_up(warm_up_image())
+    try:
+        config = ServeConfig.model_validate_json(config_json)
+        _engine = Engine(config, {name: Path(path) for name, path in models.items()})
+        _engine.warm_up(warm_up_image())
+    except Exception as exc:
+        _start_error = exc
 
 
 def _ready() -> int:
     import time
 
+    if _start_error is not None:
+        raise _start_error
     time.sleep(0.2)  # long enough that every worker process gets one of these
     return os.getpid()
 
@@ -145,6 +158,10 @@ class WorkerPool:
         self.size = config.workers or os.cpu_count() or 1
         self._args = (config.model_dump_json(), {name: str(path) for name, path in models.items()})
         self._lock = threading.Lock()
+        self._slots = None  # asyncio.Semaphore(size), made on the event loop by the first run()
+        # Photos (run()): waiting for a worker, running in one, dropped while waiting because their
+        # client left, refused after queue_timeout; /api/health reports them.
+        self.queue = {"waiting": 0, "running": 0, "dropped": 0, "refused": 0}
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -158,6 +175,9 @@ class WorkerPool:
             executor.shutdown(wait=False, cancel_futures=True)
             raise AidentifyError("the server's worker processes failed to start "
                                  "(run `aidentify serve --verbose`; their error is printed above)") from None
+        except Exception:  # a worker's own start-up error (see _start_worker), raised here as itself
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
         self.pids = sorted(pids)
         return executor
 
@@ -178,11 +198,51 @@ class WorkerPool:
             self._restart(self._executor)
             raise ApiError(500, "a worker process died while labelling this image; it was restarted") from None
 
-    async def run(self, function, *args) -> Any:
-        """``function(*args)`` in a worker, awaited on the event loop (no thread held while it runs)."""
+    async def run(self, function, *args, queue_timeout: float | None = None) -> Any:
+        """``function(*args)`` in a worker, awaited on the event loop (no thread held while it runs).
+
+        Work waits here, in the server process, until a worker is free (one
+        slot per worker): waiting work can still be dropped, by cancelling the
+        awaiting task (its client hung up), while work handed to the process
+        pool cannot. A slot is freed when its work ends in the worker, not when
+        its client leaves, so abandoned work that is already running delays
+        the queue by at most its own run time. ``ApiError`` 503 when no worker
+        was free within ``queue_timeout`` seconds.
+        """
         import asyncio
 
-        future = self.submit(function, *args)
+        loop = asyncio.get_running_loop()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.size)
+        slots = self._slots
+        self.queue["waiting"] += 1
+        try:
+            await asyncio.wait_for(slots.acquire(), queue_timeout)
+        except TimeoutError:
+            self.queue["refused"] += 1
+            raise ApiError(503, f"the server is busy: no worker was free within {queue_timeout:g} s "
+                                "(limits.queue_timeout_s); try again in a moment") from None
+        except asyncio.CancelledError:
+            self.queue["dropped"] += 1
+            raise
+        finally:
+            self.queue["waiting"] -= 1
+        try:
+            future = self.submit(function, *args)
+        except BaseException:
+            slots.release()
+            raise
+        self.queue["running"] += 1
+
+        def released() -> None:
+            self.queue["running"] -= 1
+            slots.release()
+
+        def free(_: Future) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
+                loop.call_soon_threadsafe(released)
+
+        future.add_done_callback(free)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
