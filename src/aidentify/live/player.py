@@ -11,8 +11,10 @@ the user presses `s`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from aidentify.config import LiveConfig
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_bytes, check_output_file, check_output_folder
 from aidentify.live.capture import FrameSource, SkipFn, open_source, source_kind
-from aidentify.inference.classify import load_classifier
+from aidentify.inference.classify import Classifier, load_classifier
 from aidentify.live.draw import draw_fps
 from aidentify.live.outputs import FolderOutput, ImageOutput, VideoOutput, plan_output
 from aidentify.inference.results import FrameResult
@@ -49,6 +51,9 @@ class LiveOptions:
     chart: Path | None = None
     window: bool = True
     max_frames: int | None = None
+    # Instead of camera/source: writes the demo video into the folder it is given and returns its path
+    # (called only once everything else has been checked and the model loaded).
+    demo: Callable[[Path], str] | None = None
 
 
 @dataclass
@@ -82,13 +87,25 @@ def run_live(config: LiveConfig, options: LiveOptions,
     """Run the live pipeline over a source until it ends, the user quits or max_frames.
 
     ``on_skip(file, why)`` hears of each unreadable or truncated image a folder source skips.
+    Everything that can be refused (display, output paths, the model) is checked before
+    ``options.demo`` composes its video, so an error comes before any word about the demo.
     """
     if options.window and not has_display():
         raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
                         "or run inside a desktop session")
     out = plan_files(config, options)
     classifier = load_classifier(config.model, config.backend, config.threads)
-    source = open_source(options.camera, options.source, on_skip)
+    scratch = tempfile.TemporaryDirectory(prefix="aidentify-demo-") if options.demo else contextlib.nullcontext()
+    with scratch as folder:
+        source_name = options.demo(Path(folder)) if options.demo else options.source
+        source = open_source(options.camera, source_name, on_skip)
+        return _play(config, options, classifier, source, out, on_frame)
+
+
+def _play(config: LiveConfig, options: LiveOptions, classifier: Classifier, source: FrameSource,
+          out: VideoOutput | ImageOutput | FolderOutput | None,
+          on_frame: Callable[[FrameResult, FrameSource], None] | None) -> LiveRun:
+    """Run the pipeline over the opened ``source`` (closed at the end); commit or discard the outputs."""
     try:
         pipeline = LivePipeline(classifier, config, stills=source.stills)
     except BaseException:
