@@ -32,6 +32,7 @@ CLASS_COLOURS = {
 MIN_TEXT_PX = 12
 PAD = 2  # pixels between text and the edge of its label or bar row
 BARS_BACKGROUND = (32, 32, 32)
+BAR_PX = 4  # height of a probability bar under its class name, pixels (one dark pixel below it)
 
 
 def colour_for(label: str) -> tuple[int, int, int]:
@@ -81,14 +82,14 @@ def label_size(text: str, style: TextStyle) -> tuple[int, int]:
 
 def bars_size(classes: list[str], style: TextStyle) -> tuple[int, int]:
     """The bars block's ``(w, h)`` in pixels: one row per class, wide enough for ``<class> 100%``."""
-    width = max(style.size(f"{name} 100%")[0] for name in classes) + 2 * PAD
+    width = max(style.size(f"{name} 100%")[0] for name in classes)
     return width + 2 * PAD, len(classes) * bar_row_height(style) + 2 * PAD
 
 
 def bar_row_height(style: TextStyle) -> int:
-    """One bar's height in pixels: the text, its descenders and a pixel above and below."""
+    """One bar's row in pixels: the text, its descenders and :data:`BAR_PX` for the bar beneath."""
     _, height, baseline = style.size("Hg")
-    return height + baseline + 2
+    return height + baseline + BAR_PX
 
 
 def layout_overlay(faces: list[FaceResult], classes: list[str], frame_size: tuple[int, int],
@@ -130,22 +131,21 @@ def _draw_label(frame: np.ndarray, rect: Rect, text: str, colour: tuple[int, int
 
 
 def _draw_bars(frame: np.ndarray, rect: Rect, face: FaceResult, classes: list[str], style: TextStyle) -> None:
-    """One row per class on a dark block filling ``rect``: a bar as long as the probability, and
-    ``<class> NN%`` in white with a black outline (readable over any bar colour)."""
+    """One row per class on a dark block filling ``rect``: ``<class> NN%`` in white, and beneath it a
+    bar in the class's colour as long as the probability. (Text drawn over the bar would need an
+    outline to read on light bars, which costs ten times the drawing time.)"""
     cv2.rectangle(frame, (rect.x, rect.y), (rect.right - 1, rect.bottom - 1), BARS_BACKGROUND, -1)
     row = bar_row_height(style)
     inner = rect.w - 2 * PAD
     _, height, _ = style.size("H")
     for i, (name, p) in enumerate(zip(classes, face.probs)):
         top = rect.y + PAD + i * row
+        cv2.putText(frame, f"{name} {float(p):.0%}", (rect.x + PAD, top + height), FONT, style.scale, (255, 255, 255),
+                    style.thickness, cv2.LINE_AA)
         length = int(round(inner * float(p)))
         if length > 0:
-            cv2.rectangle(frame, (rect.x + PAD, top + 1), (rect.x + PAD + length - 1, top + row - 1),
+            cv2.rectangle(frame, (rect.x + PAD, top + row - BAR_PX), (rect.x + PAD + length - 1, top + row - 2),
                           colour_for(name), -1)
-        origin = (rect.x + 2 * PAD, top + 1 + height)
-        text = f"{name} {float(p):.0%}"
-        cv2.putText(frame, text, origin, FONT, style.scale, (0, 0, 0), style.thickness + 2, cv2.LINE_AA)
-        cv2.putText(frame, text, origin, FONT, style.scale, (255, 255, 255), style.thickness, cv2.LINE_AA)
 
 
 def draw_fps(frame: np.ndarray, fps: float) -> np.ndarray:
