@@ -30,6 +30,30 @@ def test_help_lists_the_commands_with_option_help():
         assert sub.exit_code == 0 and "--config" in sub.output and "--set" in sub.output
 
 
+def _set_examples():
+    from aidentify import config as c
+
+    return [("download", c.DownloadConfig), ("clean", c.CleanConfig), ("prepare", c.PrepareConfig),
+            ("augment", c.AugmentConfig), ("train", c.TRAIN_CONFIGS["cnn"]), ("train", c.TRAIN_CONFIGS["densenet"]),
+            ("train-cnn", c.TRAIN_CONFIGS["cnn"]), ("train-densenet", c.TRAIN_CONFIGS["densenet"]),
+            ("average", c.AverageConfig), ("evaluate", c.EvaluateConfig), ("live", c.LiveConfig),
+            ("serve", c.ServeConfig)]
+
+
+@pytest.mark.parametrize("command, model", _set_examples())
+def test_every_commands_set_example_is_a_key_that_command_accepts(command, model):
+    from aidentify.config import load_config
+
+    help_text = " ".join(invoke(command, "--help").output.split())
+    example = re.search(r"e\.g\. --set (\S+)", help_text).group(1)
+    config, _ = load_config(model, None, [example])  # raises on a key this command's config lacks
+    key, value = example.split("=")
+    node = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    assert str(node).lower() == value.lower() or float(node) == float(value)
+
+
 def _assert_one_line_error(result, *fragments):
     assert result.exit_code == 1, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -99,9 +99,11 @@ def test_demo_runs_with_no_camera_and_no_download(tmp_path, monkeypatch):
     (["--source", "{bad_image}", "--no-window"], "cannot read image"),
     (["--source", "{video}", "--no-window", "--output", "out.gif"], "use a .mp4 or .avi"),
     (["--source", "{video}", "--no-window", "--model", "{bad_model}"], "not a readable .tflite"),
-    (["--camera", "0", "--source", "{video}", "--no-window"], "either --camera INDEX or --source"),
-    (["--no-window"], "either --camera INDEX or --source"),
+    (["--camera", "0", "--source", "{video}", "--no-window"], "one of --demo, --camera INDEX or --source"),
+    (["--no-window"], "one of --demo, --camera INDEX or --source"),
     (["--demo", "--camera", "0", "--no-window"], "one of --demo, --camera INDEX or --source"),
+    (["--demo", "--no-window", "--model", "nope.tflite"], "model not found: nope.tflite"),
+    (["--demo", "--no-window", "--output", "out.gif"], "use a .mp4 or .avi"),
     (["--source", "{video}"], "no display to open a window on"),
 ])
 def test_errors_are_one_line_and_leave_nothing_behind(args, message, demo_video, tmp_path, monkeypatch):
@@ -118,6 +120,7 @@ def test_errors_are_one_line_and_leave_nothing_behind(args, message, demo_video,
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.output
     assert "Traceback" not in result.output
+    assert "demo:" not in result.output  # no banner of a demo that will not run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "bad.png", "bad.tflite"]
 
 

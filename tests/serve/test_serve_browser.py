@@ -1,6 +1,7 @@
 """End to end: the real `aidentify serve` on a free localhost port, driven by Debian's Chromium, headless.
 
-The page loads, an uploaded photo comes back labelled, the MJPEG view of a
+The page loads, an uploaded photo comes back labelled (numbered labels inside the
+canvas, never over each other, where live/layout.py puts them), the MJPEG view of a
 `--source` video shows changing frames, and the browser-camera view labels
 Chromium's fake camera (fed the demo video as an .mjpeg file). Chromium and
 chromedriver come from apt (`apt-get install -y chromium chromium-driver`);
@@ -24,7 +25,9 @@ import cv2
 import pytest
 from serve_helpers import free_port, six_face_photo
 
+from aidentify.faces.samples import crowd_photo
 from aidentify.live.demo import demo_frames, write_demo_video
+from aidentify.live.layout import Rect, label_anchors, place_rects
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -123,6 +126,26 @@ def wait_for(driver, script: str, timeout: float = 30.0):
     raise AssertionError(f"timed out waiting for {script}; page state: {state[:2000]}")
 
 
+def assert_numbered_labels(driver, faces: int) -> None:
+    """The photo's labels: one per face, numbered as the face list's rows, inside the canvas, no two
+    overlapping, and where the live overlay's layout (live/layout.py) puts rectangles of their sizes."""
+    labels = json.loads(driver.find_element("id", "photo-canvas").get_attribute("data-label-rects"))
+    answer = driver.execute_script("return window.aidentify.photo.answer")
+    width, height = answer["image"]["width"], answer["image"]["height"]
+    items = driver.find_elements("css selector", "#photo-faces li")
+    assert len(labels) == len(items) == faces and None not in labels
+    for number, (label, item, face) in enumerate(zip(labels, items, answer["faces"]), start=1):
+        assert label["number"] == number and label["text"].startswith(f"{number}. {face['label']} ")
+        assert item.get_attribute("data-label") == face["label"]
+    rects = [Rect(*label["rect"]) for label in labels]
+    for rect in rects:
+        assert rect.inside(width, height), (rect, width, height)
+    for i, a in enumerate(rects):
+        assert not any(a.overlaps(b) for b in rects[i + 1:]), (a, rects)
+    boxes = [tuple(face["box"]) for face in answer["faces"]]
+    assert place_rects(boxes, [(r.w, r.h) for r in rects], (width, height), label_anchors) == rects
+
+
 def test_page_loads_with_the_model_picker(browser, server):
     url, _ = server
     browser.get(url)
@@ -161,11 +184,18 @@ def test_uploaded_photos_come_back_labelled(browser, server, astronaut_bgr, tmp_
         "return Array.from(c.getContext('2d').getImageData(x, y + Math.floor(h / 2), 1, 1).data)", box)
     original = six_face_photo()[box[1] + box[3] // 2, box[0]][::-1]  # BGR -> RGB
     assert max(abs(int(a) - int(b)) for a, b in zip(drawn[:3], original)) > 40
+    assert_numbered_labels(browser, 6)
     screenshot = tmp_path / "serve.png"
     browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000
     if os.environ.get("AIDENTIFY_SCREENSHOT"):
         shutil.copy(screenshot, os.environ["AIDENTIFY_SCREENSHOT"])
+
+    crowd = tmp_path / "crowd.png"  # 20 real faces edge to edge: labels have little room
+    cv2.imwrite(str(crowd), crowd_photo((640, 480)))
+    upload.send_keys(str(crowd))
+    wait_for(browser, "window.aidentify.photo.status === 'done' && window.aidentify.photo.answer.faces.length >= 12")
+    assert_numbered_labels(browser, len(browser.execute_script("return window.aidentify.photo.answer.faces")))
 
 
 def test_stream_view_shows_changing_frames(browser, server):
@@ -194,6 +224,11 @@ def test_browser_camera_is_labelled_over_the_websocket(browser, server):
     camera = browser.execute_script("return window.aidentify.camera")
     assert camera["error"] is None and camera["status"] == "running"
     assert wait_for(browser, "window.aidentify.camera.faces >= 3")  # the fake camera shows four faces
+    answer, labels = wait_for(browser, "window.aidentify.camera.labels && window.aidentify.camera.labels.length >= 3 "
+                                       "&& [window.aidentify.camera.answer, window.aidentify.camera.labels]")
+    rects = [Rect(*label["rect"]) for label in labels if label]
+    assert all(rect.inside(answer["image"]["width"], answer["image"]["height"]) for rect in rects)
+    assert not any(a.overlaps(b) for i, a in enumerate(rects) for b in rects[i + 1:])
     canvas = browser.find_element("id", "camera-canvas")
     assert int(canvas.get_attribute("data-frames")) >= 10 and canvas.is_displayed()
     assert len(browser.find_elements("css selector", "#camera-bars .bar")) == 8

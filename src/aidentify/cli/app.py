@@ -85,11 +85,20 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Stage YAML file (default: configs/<stage>.yaml if present, else built-in defaults).",
                  show_default=False),
 ]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", "-s", help="Override a config key, e.g. --set faces.margin=0.3 (repeatable; dotted keys; YAML values).",
-                 show_default=False),
-]
+
+
+def set_option(example: str) -> Any:
+    """The ``--set`` option of a command whose config has the key of ``example`` (``key=value``).
+
+    Each command names its own example, so no ``--help`` shows a key its command refuses
+    (``tests/cli`` loads every example into its command's config)."""
+    return Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help=f"Override a config key, e.g. --set {example} (repeatable; dotted keys; "
+                                         "YAML values).", show_default=False),
+    ]
+
+
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show full tracebacks on errors.")
 ]

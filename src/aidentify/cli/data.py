@@ -11,7 +11,7 @@ from rich.table import Table
 from aidentify.classes import CLASSES
 from aidentify.cli.app import (
     ConfigOption,
-    SetOption,
+    set_option,
     VerboseOption,
     app,
     console,
@@ -22,6 +22,11 @@ from aidentify.cli.app import (
 )
 from aidentify.config import AugmentConfig, CleanConfig, DownloadConfig, PrepareConfig, load_config
 
+DownloadSet = set_option("raw_dir=/data/raw")
+CleanSet = set_option("min_std=5")
+PrepareSet = set_option("faces.margin=0.3")
+AugmentSet = set_option("target=max")
+
 
 @app.command()
 def download(
@@ -31,7 +36,7 @@ def download(
     force: Annotated[bool, typer.Option("--force", help="Download again even if this dataset is already here.")] = False,
     raw_dir: Annotated[Path | None, typer.Option("--raw-dir", help="Where datasets go [default: data/raw].", show_default=False)] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: DownloadSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Fetch a dataset from Kaggle (or import a local copy) and index its images."""
@@ -61,7 +66,7 @@ def clean(
     raw_dir: Annotated[Path | None, typer.Option("--raw-dir", help="Downloaded datasets [default: data/raw].", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: data/clean].", show_default=False)] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: CleanSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Drop unreadable, blank, duplicate and unagreed images; record why; carve missing splits."""
@@ -95,7 +100,7 @@ def prepare(
     workers: Annotated[int | None, typer.Option("--workers", help="Processes to use; 0 = every core [default: 0].", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: data/prepared].", show_default=False)] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: PrepareSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Detect faces (MTCNN by default), crop square with margin, level the eyes, grayscale, resize. Resumable."""
@@ -129,7 +134,7 @@ def prepare(
 def augment(
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: data/augmented].", show_default=False)] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: AugmentSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Balance rare classes of the training split by mirroring and rotating."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -11,10 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from aidentify.cli.app import (ConfigOption, SetOption, VerboseOption, app, console, err_console, progress_bar,
-                               run_guarded, say_config)
+from aidentify.cli.app import (ConfigOption, VerboseOption, app, console, err_console, progress_bar, run_guarded,
+                               say_config, set_option)
 from aidentify.config import LiveConfig, load_config
 from aidentify.errors import DataError
+
+LiveSet = set_option("detect.every=5")
 
 
 @app.command()
@@ -41,7 +42,7 @@ def live(
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after this many frames.",
                                                    show_default=False)] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: LiveSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Label every face in a camera feed, video, image or folder with its emotion."""
@@ -49,25 +50,23 @@ def live(
     from aidentify.live.timeline import plural
 
     def work() -> None:
+        if [demo, camera is not None, source is not None].count(True) != 1:
+            raise DataError("give one of --demo, --camera INDEX or --source PATH_OR_URL")
         options = {"model": model, "draw.bars": bars, "detect.every": detect_every}
         cfg, origin = load_config(LiveConfig, config, set_, options, stage="live")
         say_config(origin)
-        if demo and (camera is not None or source is not None):
-            raise DataError("give one of --demo, --camera INDEX or --source PATH_OR_URL")
-        with tempfile.TemporaryDirectory(prefix="aidentify-demo-") as scratch:
-            src = _demo_source(Path(scratch)) if demo else source
-            opts = LiveOptions(camera=camera, source=src, output=output, timeline=timeline, chart=chart,
-                               window=window, max_frames=max_frames)
-            with progress_bar() as progress:
-                def on_frame(result, frame_source) -> None:
-                    if frame_source.frame_count and not frame_source.live:
-                        progress("frames", result.index + 1, frame_source.frame_count)
+        opts = LiveOptions(camera=camera, source=source, output=output, timeline=timeline, chart=chart,
+                           window=window, max_frames=max_frames, demo=_demo_source if demo else None)
+        with progress_bar() as progress:
+            def on_frame(result, frame_source) -> None:
+                if frame_source.frame_count and not frame_source.live:
+                    progress("frames", result.index + 1, frame_source.frame_count)
 
-                def on_skip(path: Path, why: str) -> None:
-                    err_console.print(f"[bold yellow]warning:[/] {escape(str(path))}: {why} (skipped)",
-                                      highlight=False, soft_wrap=True)
+            def on_skip(path: Path, why: str) -> None:
+                err_console.print(f"[bold yellow]warning:[/] {escape(str(path))}: {why} (skipped)",
+                                  highlight=False, soft_wrap=True)
 
-                run = run_live(cfg, opts, on_frame, on_skip)
+            run = run_live(cfg, opts, on_frame, on_skip)
         _print_summary(run.summary)
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in run.stage_ms.items())
         console.print(f"{plural(run.frames, 'frame')} in {run.seconds:.1f} s: {run.fps:.1f} frames/s "
@@ -129,7 +128,8 @@ def _summary_table(summary) -> Table:
 
 
 def _demo_source(folder: Path) -> str:
-    """Compose the demo video into ``folder`` and return its path."""
+    """Compose the demo video into ``folder`` and return its path (run_live calls it once the run's
+    options and model have passed their checks, so an error is never preceded by this banner)."""
     from aidentify.live.demo import write_demo_video
 
     console.print("[dim]demo: 4 people in front of the Summer Palace, from photos our dependencies ship "

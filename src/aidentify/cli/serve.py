@@ -9,12 +9,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from aidentify.cli.app import ConfigOption, SetOption, VerboseOption, app, console, err_console, run_guarded, say_config
+from aidentify.cli.app import ConfigOption, VerboseOption, app, console, err_console, run_guarded, say_config, set_option
 from aidentify.config import ServeConfig, load_config
 from aidentify.errors import DataError
 from aidentify.processes import sigterm_as_interrupt
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+ServeSet = set_option("limits.max_upload_mb=20")
 
 
 @app.command()
@@ -30,7 +31,7 @@ def serve(
     source: Annotated[str | None, typer.Option("--source", help="Also stream this video, image, folder or stream URL at /stream.mjpg.",
                                                show_default=False)] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: ServeSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve the emotion API (/api/predict, /docs) and the browser page with photo, camera and stream views."""

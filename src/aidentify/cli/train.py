@@ -12,7 +12,7 @@ from rich.table import Table
 
 from aidentify.cli.app import (
     ConfigOption,
-    SetOption,
+    set_option,
     VerboseOption,
     app,
     console,
@@ -29,6 +29,9 @@ NameOption = Annotated[str | None, typer.Option("--name", help="Run name; runs g
                                                 show_default=False)]
 EpochsOption = Annotated[int | None, typer.Option("--epochs", help="Epochs (DenseNet: of the frozen-base phase).",
                                                   show_default=False)]
+TrainSet = set_option("batch_size=32")
+AverageSet = set_option("calibration_images=2000")
+EvaluateSet = set_option("tta_flip=true")
 
 
 def _train(model: str, config: Path | None, set_: list[str] | None, resume: Path | None, name: str | None,
@@ -85,7 +88,7 @@ def train_command(
     name: NameOption = None,
     epochs: EpochsOption = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: TrainSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Train the custom CNN or the DenseNet169 transfer model on the prepared data."""
@@ -94,14 +97,14 @@ def train_command(
 
 @app.command("train-cnn")
 def train_cnn(resume: ResumeOption = None, name: NameOption = None, epochs: EpochsOption = None,
-              config: ConfigOption = None, set_: SetOption = None, verbose: VerboseOption = False) -> None:
+              config: ConfigOption = None, set_: TrainSet = None, verbose: VerboseOption = False) -> None:
     """Same as `train --model cnn`."""
     _train("cnn", config, set_, resume, name, epochs, verbose)
 
 
 @app.command("train-densenet")
 def train_densenet(resume: ResumeOption = None, name: NameOption = None, epochs: EpochsOption = None,
-                   config: ConfigOption = None, set_: SetOption = None, verbose: VerboseOption = False) -> None:
+                   config: ConfigOption = None, set_: TrainSet = None, verbose: VerboseOption = False) -> None:
     """Same as `train --model densenet`."""
     _train("densenet", config, set_, resume, name, epochs, verbose)
 
@@ -113,7 +116,7 @@ def average(
     name: Annotated[str | None, typer.Option("--name", help="Run name; the average goes to runs/cnn/<name>N [default: average].",
                                              show_default=False)] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: AverageSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Average the weights of CNN runs fine-tuned from one start into one model (a model soup)."""
@@ -145,7 +148,7 @@ def evaluate(
                                              show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: runs/evaluate/expN].", show_default=False)] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: EvaluateSet = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Accuracy, macro-F1, per-class scores, confusion matrix and worst mistakes."""

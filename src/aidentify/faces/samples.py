@@ -1,4 +1,4 @@
-"""Real face photos that ship with scikit-image, for the demo video and the export check.
+"""Real face photos that ship with scikit-image, for the export check and the overlay's crowd test.
 
 scikit-image bundles the astronaut photo (Eileen Collins, public domain) and a
 subset of Labeled Faces in the Wild (100 small face crops), so AIdentify can
@@ -41,3 +41,23 @@ def face_sprites(count: int, side: int = 120) -> list[np.ndarray]:
         face = cv2.copyMakeBorder(face, pad, side - inner - pad, pad, side - inner - pad, cv2.BORDER_REPLICATE)
         sprites.append(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR))
     return sprites
+
+
+def crowd_photo(size: tuple[int, int] = (640, 480), columns: int = 5, rows: int = 4) -> np.ndarray:
+    """A crowded ``(height, width, 3) uint8`` BGR photo: ``columns`` x ``rows`` real faces edge to edge.
+
+    The :func:`face_sprites` (astronaut, then LFW faces; mirrored when they come round again) are
+    tiled from corner to corner of a ``(width, height)`` frame, so faces sit close together and
+    against every edge: the hard case for where the overlay's labels go.
+    """
+    width, height = size
+    side = min(width // columns, height // rows)
+    sprites = face_sprites(MAX_FACES, side=side)
+    photo = np.full((height, width, 3), 90, np.uint8)
+    for k in range(columns * rows):
+        row, column = divmod(k, columns)
+        sprite = sprites[k % MAX_FACES] if k < MAX_FACES else sprites[k % MAX_FACES][:, ::-1]
+        x = column * (width - side) // max(columns - 1, 1)
+        y = row * (height - side) // max(rows - 1, 1)
+        photo[y:y + side, x:x + side] = sprite
+    return photo

@@ -11,8 +11,10 @@ the user presses `s`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +50,9 @@ class LiveOptions:
     chart: Path | None = None
     window: bool = True
     max_frames: int | None = None
+    # Instead of camera/source: writes the demo video into the folder it is given and returns its path
+    # (called only once everything else has been checked and the model loaded).
+    demo: Callable[[Path], str] | None = None
 
 
 @dataclass
@@ -82,14 +87,26 @@ def run_live(config: LiveConfig, options: LiveOptions,
 
     ``on_frame(frame, source)`` hears of each processed frame as the Python API's :class:`Frame`
     (``frame.to_dict()`` is what ``live --json`` prints); ``on_skip(file, why)`` hears of each
-    unreadable or truncated image a folder source skips.
+    unreadable or truncated image a folder source skips. Everything that can be refused (display,
+    output paths, the model) is checked before ``options.demo`` composes its video, so an error
+    comes before any word about the demo.
     """
     if options.window and not has_display():
         raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
                         "or run inside a desktop session")
     out = plan_files(config, options)
     recognizer = Recognizer(config)
-    source = open_source(options.camera, options.source, on_skip)
+    scratch = tempfile.TemporaryDirectory(prefix="aidentify-demo-") if options.demo else contextlib.nullcontext()
+    with scratch as folder:
+        source_name = options.demo(Path(folder)) if options.demo else options.source
+        source = open_source(options.camera, source_name, on_skip)
+        return _play(config, options, recognizer, source, out, on_frame)
+
+
+def _play(config: LiveConfig, options: LiveOptions, recognizer: Recognizer, source: FrameSource,
+          out: VideoOutput | ImageOutput | FolderOutput | None,
+          on_frame: Callable[[Frame, FrameSource], None] | None) -> LiveRun:
+    """Run the pipeline over the opened ``source`` (closed at the end); commit or discard the outputs."""
     try:
         pipeline = recognizer.pipeline_for(source.stills)
     except BaseException:

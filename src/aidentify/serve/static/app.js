@@ -59,24 +59,87 @@ function showView(name) {
 for (const tab of document.querySelectorAll("nav [role=tab]")) tab.addEventListener("click", () => showView(tab.dataset.view));
 
 // ------------------------------------------------------------------------------- drawing
-function drawFaces(ctx, faces, scale, highlighted) {
-  const line = Math.max(2, Math.round(3 / scale));
-  ctx.font = `${Math.max(12, Math.round(15 / scale))}px system-ui, sans-serif`;
-  ctx.textBaseline = "top";
-  for (const face of faces) {
-    const [x, y, w, h] = face.box;
-    const colour = colourFor(face.label);
-    ctx.lineWidth = face === highlighted ? line * 2 : line;
-    ctx.strokeStyle = colour;
-    ctx.strokeRect(x, y, w, h);
-    const text = `${face.label} ${(face.confidence * 100).toFixed(0)}%`;
-    const tw = ctx.measureText(text).width + 8, th = parseInt(ctx.font, 10) + 6;
-    const top = y - th >= 0 ? y - th : y;
-    ctx.fillStyle = colour;
-    ctx.fillRect(x, top, tw, th);
-    ctx.fillStyle = "#000";
-    ctx.fillText(text, x + 4, top + 3);
+// Label placement follows src/aidentify/live/layout.py rule for rule (the live overlay's layout):
+// faces largest first; each label tries above its box, below it, inside its top edge (moved sideways
+// into the frame) and takes the first spot inside the frame that covers no placed label and no other
+// face; else the free spot (anchors and the edges of placed labels, moved into the frame) with the
+// least |dx| + |dy| from the first anchor + hidden area of other faces / label height; else none.
+// Rectangles are [x, y, w, h] in image pixels; touching edges do not overlap.
+const overlaps = (a, b) => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
+const clamp = (v, upper) => Math.max(0, Math.min(v, upper));
+const labelAnchors = ([x, y, , bh], w, h) => [[x, y - h], [x, y + bh], [x, y]];
+
+function covered(rect, boxes) {  // pixels of boxes the rectangle hides
+  let area = 0;
+  for (const b of boxes) {
+    const dx = Math.min(rect[0] + rect[2], b[0] + b[2]) - Math.max(rect[0], b[0]);
+    const dy = Math.min(rect[1] + rect[3], b[1] + b[3]) - Math.max(rect[1], b[1]);
+    area += Math.max(dx, 0) * Math.max(dy, 0);
   }
+  return area;
+}
+
+function placeOne(w, h, width, height, spots, placed, others) {
+  for (const [x, y] of spots) {
+    const rect = [clamp(x, width - w), y, w, h];
+    if (rect[1] >= 0 && rect[1] + h <= height && ![...placed, ...others].some((r) => overlaps(rect, r))) return rect;
+  }
+  const x0 = clamp(spots[0][0], width - w), y0 = clamp(spots[0][1], height - h);
+  const xs = new Set(spots.map(([x]) => clamp(x, width - w))), ys = new Set(spots.map(([, y]) => clamp(y, height - h)));
+  for (const r of placed) {
+    for (const x of [r[0] - w, r[0] + r[2], r[0], r[0] + r[2] - w]) xs.add(clamp(x, width - w));
+    for (const y of [r[1] - h, r[1] + r[3]]) ys.add(clamp(y, height - h));
+  }
+  const byValue = (a, b) => a - b;
+  let best = null, bestCost = Infinity;
+  for (const y of [...ys].sort(byValue)) {  // equal costs: the lowest y, then the lowest x wins
+    for (const x of [...xs].sort(byValue)) {
+      const rect = [x, y, w, h];
+      if (placed.some((r) => overlaps(rect, r))) continue;
+      const cost = Math.abs(x - x0) + Math.abs(y - y0) + covered(rect, others) / h;
+      if (cost < bestCost) { best = rect; bestCost = cost; }
+    }
+  }
+  return best;
+}
+
+function placeLabels(boxes, sizes, width, height) {  // one [x, y, w, h] (or null) per box, in the boxes' order
+  const order = boxes.map((_, i) => i).sort((i, j) => boxes[j][2] * boxes[j][3] - boxes[i][2] * boxes[i][3] || i - j);
+  const placed = [], result = boxes.map(() => null);
+  for (const i of order) {
+    const w = Math.min(sizes[i][0], width), h = Math.min(sizes[i][1], height);
+    const others = boxes.filter((_, j) => j !== i);
+    result[i] = placeOne(w, h, width, height, labelAnchors(boxes[i], w, h), placed, others);
+    if (result[i]) placed.push(result[i]);
+  }
+  return result;
+}
+
+// Boxes and labels over an image of width x height pixels shown at `scale` screen pixels per image pixel.
+// Each label starts with the face's number: its row in the face list. Returns the label rectangles.
+function drawFaces(ctx, faces, scale, highlighted, width, height) {
+  const line = Math.max(2, Math.round(3 / scale));
+  const fontPx = Math.max(12, Math.round(15 / scale));
+  ctx.font = `${fontPx}px system-ui, sans-serif`;
+  ctx.textBaseline = "top";
+  const texts = faces.map((face, i) => `${i + 1}. ${face.label} ${(face.confidence * 100).toFixed(0)}%`);
+  const sizes = texts.map((text) => [Math.ceil(ctx.measureText(text).width) + 8, fontPx + 6]);
+  const rects = placeLabels(faces.map((face) => face.box), sizes, width, height);
+  faces.forEach((face) => {
+    const [x, y, w, h] = face.box;
+    ctx.lineWidth = face === highlighted ? line * 2 : line;
+    ctx.strokeStyle = colourFor(face.label);
+    ctx.strokeRect(x, y, w, h);
+  });
+  faces.forEach((face, i) => {
+    if (!rects[i]) return;
+    const [x, y, w, h] = rects[i];
+    ctx.fillStyle = colourFor(face.label);
+    ctx.fillRect(x, y, w, h);
+    ctx.fillStyle = "#000";
+    ctx.fillText(texts[i], x + 4, y + 3);
+  });
+  return rects.map((rect, i) => rect && { number: i + 1, text: texts[i], rect });
 }
 
 function showBars(container, face, classes) {
@@ -129,7 +192,7 @@ async function predictPhoto(file) {
   list.replaceChildren(...answer.faces.map((face, i) => {
     const item = document.createElement("li");
     item.dataset.label = face.label;
-    item.textContent = `${face.label} ${(face.confidence * 100).toFixed(0)}%`;
+    item.textContent = `${face.label} ${(face.confidence * 100).toFixed(0)}%`;  // the <ol> numbers it as its box
     item.addEventListener("mouseenter", () => highlight(face));
     return item;
   }));
@@ -145,8 +208,11 @@ function renderPhoto(highlighted) {
   const ctx = canvas.getContext("2d");
   if (photo.image) ctx.drawImage(photo.image, 0, 0, canvas.width, canvas.height);
   else { ctx.fillStyle = "#333"; ctx.fillRect(0, 0, canvas.width, canvas.height); }
-  drawFaces(ctx, answer.faces, canvas.clientWidth ? canvas.clientWidth / canvas.width : 1, highlighted);
   canvas.hidden = false;
+  const labels = drawFaces(ctx, answer.faces, canvas.clientWidth ? canvas.clientWidth / canvas.width : 1, highlighted,
+    canvas.width, canvas.height);
+  state.photo.labels = labels;
+  canvas.dataset.labelRects = JSON.stringify(labels);
   canvas.dataset.faces = String(answer.faces.length);
   canvas.dataset.labels = answer.faces.map((f) => f.label).join(",");
   $("drop").classList.add("small");
@@ -261,7 +327,8 @@ const camera = {
         const k = canvas.width / this.answer.image.width;
         ctx.save();
         ctx.scale(k, k);
-        drawFaces(ctx, this.answer.faces, k * (canvas.clientWidth / canvas.width || 1), null);
+        state.camera.labels = drawFaces(ctx, this.answer.faces, k * (canvas.clientWidth / canvas.width || 1), null,
+          this.answer.image.width, this.answer.image.height);
         ctx.restore();
       }
     }
