@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from aidentify.cli import app
 from aidentify.inference.results import FaceResult, FrameResult
-from aidentify.live.chart import face_series
+from aidentify.live.chart import face_series, write_chart
 from aidentify.live.timeline import EmotionSummary
 
 CLASSES = ["neutral", "happiness", "surprise"]
@@ -34,7 +34,7 @@ def test_a_faceless_stretch_is_a_gap_in_the_plotted_series(tmp_path):
     absent = np.isnan(series.probs).all(axis=1)
     assert absent.tolist() == [5 <= i < 10 for i in range(15)]
     np.testing.assert_allclose(series.probs[0], [0.1, 0.8, 0.1], rtol=1e-6)
-    chart = summary.write_chart(tmp_path / "chart.png")
+    chart = write_chart(summary, tmp_path / "chart.png")
     assert cv2.imread(str(chart)) is not None
 
 

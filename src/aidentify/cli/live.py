@@ -21,7 +21,7 @@ from aidentify.errors import DataError
 def live(
     camera: Annotated[int | None, typer.Option("--camera", help="Camera index (0 is usually the built-in webcam).",
                                                show_default=False)] = None,
-    source: Annotated[str | None, typer.Option("--source", help="A video file, an image, a folder of images or a stream URL.",
+    source: Annotated[str | None, typer.Option("--source", help="A video file, an image or animation, a folder of them, or a stream URL.",
                                                show_default=False)] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo video (a scene made of photos our dependencies ship).")] = False,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="A .keras or .tflite file or a run folder [default: the shipped model].",
@@ -59,9 +59,12 @@ def live(
             opts = LiveOptions(camera=camera, source=src, output=output, timeline=timeline, chart=chart,
                                window=window, max_frames=max_frames)
             with progress_bar() as progress:
+                done = [0]
+
                 def on_frame(result, frame_source) -> None:
+                    done[0] += 1
                     if frame_source.frame_count and not frame_source.live:
-                        progress("frames", result.index + 1, frame_source.frame_count)
+                        progress("frames", min(done[0], frame_source.frame_count), frame_source.frame_count)
 
                 def on_skip(path: Path, why: str) -> None:
                     err_console.print(f"[bold yellow]warning:[/] {escape(str(path))}: {why} (skipped)",
@@ -89,12 +92,14 @@ def _print_summary(summary) -> None:
 
 
 def _skipped_note(skipped: list[tuple[Path, str]]) -> str:
-    """"; 2 files skipped (1 unreadable, 1 truncated)", or nothing when none was."""
+    """"; 3 files skipped (1 unreadable, 1 truncated, 1 not an image or video)", or nothing when none was."""
     from aidentify.imagefile import UNREADABLE
+    from aidentify.live.folder import SUBFOLDER
 
     if not skipped:
         return ""
-    counts = Counter("unreadable" if why == UNREADABLE else why for _, why in skipped)
+    short = {UNREADABLE: "unreadable", SUBFOLDER: "a folder"}
+    counts = Counter(short.get(why, why) for _, why in skipped)
     files = "file" if len(skipped) == 1 else "files"
     return f"; {len(skipped)} {files} skipped ({', '.join(f'{n} {why}' for why, n in counts.items())})"
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aidentify.files import atomic_write_bytes
 from aidentify.live.draw import colour_for
-
-if TYPE_CHECKING:
-    from aidentify.live.timeline import EmotionSummary
+from aidentify.live.timeline import EmotionSummary, plural
 
 MAX_PANELS = 12  # longest-seen faces; the rest are counted in the title
 
@@ -57,8 +54,6 @@ def no_face_message(summary: EmotionSummary) -> str:
 
 
 def stills_title(summary: EmotionSummary) -> str:
-    from aidentify.live.timeline import plural
-
     return f"Emotion probabilities per face per photo ({plural(len(summary.photos), 'photo')})"
 
 

@@ -90,17 +90,18 @@ def run_live(config: LiveConfig, options: LiveOptions,
     classifier = load_classifier(config.model, config.backend, config.threads)
     source = open_source(options.camera, options.source, on_skip)
     try:
-        pipeline = LivePipeline(classifier, config, stills=source.stills)
+        pipelines = Pipelines(classifier, config, source.stills)
     except BaseException:
         source.close()
         raise
-    run = LiveRun(0, 0.0, {}, EmotionSummary(pipeline.classes, stills=source.stills))
+    classes = classifier.info.classes
+    run = LiveRun(0, 0.0, {}, EmotionSummary(classes, stills=source.stills, files=source.folder))
     totals = dict.fromkeys(("capture", *STAGES, "output"), 0.0)
     timeline = None
     finished = False
     started = time.perf_counter()
     try:
-        timeline = (TimelineWriter(options.timeline, pipeline.classes, stills=source.stills)
+        timeline = (TimelineWriter(options.timeline, classes, files=source.stills or source.folder)
                     if options.timeline else None)
         with sigterm_as_interrupt():  # `kill` keeps the recording, like Ctrl-C
             while options.max_frames is None or run.frames < options.max_frames:
@@ -110,6 +111,7 @@ def run_live(config: LiveConfig, options: LiveOptions,
                     break
                 frame, time_s = item
                 totals["capture"] += (time.perf_counter() - t0) * 1000
+                pipeline = pipelines.for_frame(source)
                 annotated, result = pipeline(frame, draw=bool(out or options.window))
                 for stage in STAGES:
                     totals[stage] += result.timings[stage]
@@ -119,7 +121,8 @@ def run_live(config: LiveConfig, options: LiveOptions,
                     timeline.add(time_s, result, photo=source.current_name)
                 if out:
                     # a file's frames go at their media time; a camera or stream's, one each
-                    out.write(annotated, source.fps or 30.0, source.current, None if source.live else time_s)
+                    out.write(annotated, source.fps or 30.0, source.current, None if source.live else time_s,
+                              video=not pipeline.stills)
                 quit_now = options.window and _show(annotated, config, run, source, time_s, started)
                 totals["output"] += (time.perf_counter() - t1) * 1000
                 run.frames += 1
@@ -148,8 +151,32 @@ def run_live(config: LiveConfig, options: LiveOptions,
                     writer.discard()
     run.stage_ms = {stage: total / max(run.frames, 1) for stage, total in totals.items()}
     if options.chart:
-        run.written.append(run.summary.write_chart(Path(options.chart)))
+        from aidentify.live.chart import write_chart  # matplotlib: only when a chart is asked for
+
+        run.written.append(write_chart(run.summary, Path(options.chart)))
     return run
+
+
+class Pipelines:
+    """The live pipeline for each frame: one for a source's whole run, or (a folder holding
+    videos) a fresh one for each file, so every file gets its own tracks, frame numbers and
+    smoothing. The detectors are loaded once and shared."""
+
+    def __init__(self, classifier, config: LiveConfig, stills: bool):
+        self.classifier, self.config = classifier, config
+        self._detectors: dict[bool, object] = {}
+        self.current = self._make(stills)
+
+    def _make(self, stills: bool) -> LivePipeline:
+        pipeline = LivePipeline(self.classifier, self.config, stills=stills, detector=self._detectors.get(stills))
+        self._detectors[stills] = pipeline.detector
+        return pipeline
+
+    def for_frame(self, source: FrameSource) -> LivePipeline:
+        """The pipeline for the frame ``source`` read last (a new one at each file of a folder of videos)."""
+        if source.folder and not source.stills and source.new_file:
+            self.current = self._make(stills=source.current_still)
+        return self.current
 
 
 def plan_files(config: LiveConfig, options: LiveOptions) -> VideoOutput | ImageOutput | FolderOutput | None:
