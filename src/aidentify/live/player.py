@@ -25,7 +25,7 @@ import numpy as np
 from aidentify.config import LiveConfig
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_bytes, check_output_file, check_output_folder
-from aidentify.live.capture import FrameSource, SkipFn, open_source, source_kind
+from aidentify.live.capture import FrameSource, SkipFn, check_camera_index, open_source, source_kind
 from aidentify.inference.classify import load_classifier
 from aidentify.live.draw import draw_fps
 from aidentify.live.outputs import FolderOutput, ImageOutput, VideoOutput, plan_output
@@ -86,6 +86,8 @@ def run_live(config: LiveConfig, options: LiveOptions,
     if options.window and not has_display():
         raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
                         "or run inside a desktop session")
+    if options.camera is not None:
+        check_camera_index(options.camera)  # before the model loads: a bad index is a typo, said at once
     out = plan_files(config, options)
     classifier = load_classifier(config.model, config.backend, config.threads)
     source = open_source(options.camera, options.source, on_skip)
