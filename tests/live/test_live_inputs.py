@@ -181,3 +181,25 @@ def test_serve_checks_the_camera_index_before_starting():
     result = invoke("serve", "--port", "0", "--camera", "99999999999")
     assert result.exit_code == 1
     assert "error: --camera 99999999999: a camera index is a whole number from 0 to 9999" in result.output
+
+
+def crowd_photo(rgb, rows=4, cols=5, side=160):
+    """``rows x cols`` copies of a face photo, as one crowd photo (BGR)."""
+    face = cv2.cvtColor(cv2.resize(rgb[:300, 100:400], (side, side)), cv2.COLOR_RGB2BGR)
+    return np.vstack([np.hstack([face] * cols)] * rows)
+
+
+def test_a_photo_keeps_more_than_sixteen_faces_and_a_cap_that_cuts_says_so(astronaut_rgb, tmp_path):
+    """Issue 36, item 13: photos were cut to detect.max_faces (16) without a word."""
+    cv2.imwrite(str(tmp_path / "crowd.jpg"), crowd_photo(astronaut_rgb))
+    result = invoke("live", "--source", tmp_path / "crowd.jpg", "--no-window", "--timeline", tmp_path / "t.csv")
+    assert result.exit_code == 0, result.output
+    assert len(read_rows(tmp_path / "t.csv")) > 16
+    assert "warning" not in result.output
+    capped = invoke("live", "--source", tmp_path / "crowd.jpg", "--no-window", "--set", "detect.photo_max_faces=5",
+                    "--timeline", tmp_path / "t5.csv")
+    assert capped.exit_code == 0, capped.output
+    assert len(read_rows(tmp_path / "t5.csv")) == 5
+    text = " ".join(capped.output.split())
+    assert "warning: in 1 photo the detector found more faces than the 5 kept (up to" in text
+    assert "--set detect.photo_max_faces=N" in text

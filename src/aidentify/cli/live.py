@@ -72,6 +72,11 @@ def live(
 
                 run = run_live(cfg, opts, on_frame, on_skip)
         _print_summary(run.summary)
+        cap_key = "photo_max_faces" if run.summary.stills else "max_faces"
+        note = run.summary.cap_note(getattr(cfg.detect, cap_key))
+        if note:
+            err_console.print(f"[bold yellow]warning:[/] {note}; keep more with --set detect.{cap_key}=N",
+                              highlight=False, soft_wrap=True)
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in run.stage_ms.items())
         console.print(f"{plural(run.frames, 'frame')} in {run.seconds:.1f} s: {run.fps:.1f} frames/s "
                       f"(ms per frame: {stages}){_skipped_note(run.skipped)}")

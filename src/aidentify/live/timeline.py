@@ -99,6 +99,8 @@ class EmotionSummary:
         self.photos: list[str] = []  # for stills: every photo added, in order
         self.photos_without_face: list[str] = []
         self.frames_without_face = 0
+        self.capped_frames = 0  # frames (photos) where the face cap left faces out
+        self.most_cut = 0  # the most faces it left out of one frame
 
     @property
     def frames(self) -> int:
@@ -110,6 +112,9 @@ class EmotionSummary:
         photo = photo if self.files else ""
         if self.stills:
             self.photos.append(photo)
+        if result.faces_cut:
+            self.capped_frames += 1
+            self.most_cut = max(self.most_cut, result.faces_cut)
         if not result.faces:
             self.frames_without_face += 1
             if self.stills:
@@ -122,6 +127,15 @@ class EmotionSummary:
             track.samples.append((position, np.asarray(face.probs, dtype=np.float32)))
             track.last_s = time_s
             track.labels[face.label] += 1
+
+    def cap_note(self, cap: int) -> str:
+        """What the face cap left out, or "" when it cut none: ``"in 1 photo the detector found more
+        faces than the 256 kept (up to 744 more were left out)"``."""
+        if not self.capped_frames:
+            return ""
+        unit = "photo" if self.stills else "frame"
+        return (f"in {plural(self.capped_frames, unit)} the detector found more faces than the {cap} kept "
+                f"(up to {self.most_cut} more were left out)")
 
     def without_face_where(self) -> str:
         """Where no face was found, when none was: the photo's name for one photo, else
