@@ -203,3 +203,22 @@ def test_a_photo_keeps_more_than_sixteen_faces_and_a_cap_that_cuts_says_so(astro
     text = " ".join(capped.output.split())
     assert "warning: in 1 photo the detector found more faces than the 5 kept (up to" in text
     assert "--set detect.photo_max_faces=N" in text
+
+
+def test_an_mp4_output_is_h264_and_smaller_than_mp4v_where_pyav_has_libx264(tmp_path, monkeypatch):
+    """Issue 36, item 14: OpenCV's mp4v made a 165 MB file of a 7 MB input."""
+    av = pytest.importorskip("av")
+    if "libx264" not in av.codecs_available:
+        pytest.skip("this PyAV build has no libx264")
+    from aidentify.live import encode
+    from aidentify.live.demo import write_demo_video
+
+    source = write_demo_video(tmp_path / "in.avi", faces=2, seconds=1.0)
+    assert invoke("live", "--source", source, "--no-window", "--output", tmp_path / "h264.mp4").exit_code == 0
+    monkeypatch.setattr(encode, "h264_available", lambda: False)
+    assert invoke("live", "--source", source, "--no-window", "--output", tmp_path / "mp4v.mp4").exit_code == 0
+    with av.open(str(tmp_path / "h264.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.frames in (0, 30)
+    assert count_frames(tmp_path / "h264.mp4") == count_frames(tmp_path / "mp4v.mp4") == 30
+    assert (tmp_path / "h264.mp4").stat().st_size < (tmp_path / "mp4v.mp4").stat().st_size / 2
