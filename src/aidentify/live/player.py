@@ -32,7 +32,7 @@ from aidentify.live.outputs import FolderOutput, ImageOutput, VideoOutput, plan_
 from aidentify.inference.results import FrameResult
 from aidentify.live.pipeline import STAGES, LivePipeline
 from aidentify.live.timeline import EmotionSummary, TimelineWriter
-from aidentify.processes import sigterm_as_interrupt
+from aidentify.processes import interrupts_deferred, sigterm_as_interrupt
 
 WINDOW = "AIdentify (q: quit, s: snapshot)"
 QUIT_KEYS = {ord("q"), ord("Q"), 27}
@@ -118,13 +118,14 @@ def run_live(config: LiveConfig, options: LiveOptions,
                 for stage in STAGES:
                     totals[stage] += result.timings[stage]
                 t1 = time.perf_counter()
-                run.summary.add(time_s, result, photo=source.current_name)
-                if timeline:
-                    timeline.add(time_s, result, photo=source.current_name)
-                if out:
-                    # a file's frames go at their media time; a camera or stream's, one each
-                    out.write(annotated, source.fps or 30.0, source.current, None if source.live else time_s,
-                              video=not pipeline.stills)
+                with interrupts_deferred():  # a frame is recorded whole: in the timeline and the video, or in neither
+                    run.summary.add(time_s, result, photo=source.current_name)
+                    if timeline:
+                        timeline.add(time_s, result, photo=source.current_name)
+                    if out:
+                        # a file's frames go at their media time; a camera or stream's, one each
+                        out.write(annotated, source.fps or 30.0, source.current, None if source.live else time_s,
+                                  video=not pipeline.stills)
                 quit_now = options.window and _show(annotated, config, run, source, time_s, started)
                 totals["output"] += (time.perf_counter() - t1) * 1000
                 run.frames += 1
