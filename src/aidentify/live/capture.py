@@ -225,16 +225,11 @@ class LatestFrameSource(FrameSource):
 
 
 class FolderSource(FrameSource):
-    """The readable files of a folder, in name order, each read as it would be alone.
-
-    What is read and what is left out is :func:`aidentify.live.folder.list_folder`'s
-    call. A folder of photos only is ``stills``: one frame per photo at its place
-    among the photos read (0, 1, 2... s; a skipped file takes no place). A folder
-    holding a video or an animation is read file after file; each file's first
-    frame sets ``new_file`` (the player then starts new tracks), and its frames
-    keep their own media time (a photo's is 0). Unreadable files are skipped,
-    reported through ``on_skip`` and kept in ``skipped``.
-    """
+    """The readable files of a folder, in name order, each read as it would be alone
+    (what is read and what is left out: :mod:`aidentify.live.folder`). A folder of photos only is
+    ``stills``, each photo at its place among those read (0, 1, 2... s). Otherwise each file's
+    first frame sets ``new_file`` (the player starts new tracks) and frames keep their file's media
+    time (a photo's is 0). Unreadable files are skipped, told to ``on_skip``, kept in ``skipped``."""
 
     folder = True
 
