@@ -7,7 +7,9 @@ to one spelling so that manifests, models and reports agree.
 
 from __future__ import annotations
 
+import difflib
 import re
+from pathlib import PurePosixPath
 
 CLASSES: tuple[str, ...] = (
     "neutral",
@@ -68,6 +70,25 @@ def canonical_class(name: str) -> str | None:
     which `clean` drops with a reason.
     """
     return _SYNONYMS.get(_normalise(str(name)))
+
+
+# difflib similarity a folder name needs for "did you mean": "angery" -> angry is 0.91, "suprised" ->
+# surprised 0.94, "neutal" -> neutral 0.92; "happy2" -> happy is 0.91 too (a near miss worth naming).
+SUGGEST_CUTOFF = 0.8
+
+
+def suggest_class(name: str) -> str | None:
+    """The canonical class a name that :func:`canonical_class` does not know was most likely meant to be
+    (a misspelling: ``"angery"`` -> ``"anger"``), or None when no spelling we know is close."""
+    spellings = [k for k, v in _SYNONYMS.items() if v in CLASSES]
+    close = difflib.get_close_matches(_normalise(str(name)), spellings, n=1, cutoff=SUGGEST_CUTOFF)
+    return _SYNONYMS[close[0]] if close else None
+
+
+def unknown_folder_reason(name: str) -> str:
+    """Why images in a folder called ``name`` were left out: ``"folder angery: not an emotion; did you mean anger?"``."""
+    close = suggest_class(PurePosixPath(name).name)
+    return f"folder {name}: not an emotion" + (f"; did you mean {close}?" if close else "")
 
 
 def known_class_names() -> list[str]:

@@ -62,6 +62,21 @@ def native_stderr_silenced() -> Any:
     return native_stderr_filtered(lambda line: False)
 
 
+@contextmanager
+def opencv_log_silenced() -> Iterator[None]:
+    """Silence OpenCV's own log while probing a device or file: a missing camera prints a dozen
+    backend warnings before ``isOpened()`` says False, and we report it in one line."""
+    import cv2
+
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
 def tensorflow_line_shown(line: str, min_level: int) -> bool:
     """Whether TensorFlow's ``TF_CPP_MIN_LOG_LEVEL`` lets this stderr line through.
 

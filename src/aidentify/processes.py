@@ -164,3 +164,27 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Within the body, Ctrl-C and SIGTERM wait: the body runs to its end, then ``KeyboardInterrupt``
+    is raised. ``live`` records a frame (timeline row, annotated video frame) as one unit this way: an
+    encoder with Python code in it (PyAV's) could otherwise be stopped between a frame's timeline row
+    and its video frame. Outside the main thread the body runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise KeyboardInterrupt

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from aidentify.cli import app
 from aidentify.inference.results import FaceResult, FrameResult
-from aidentify.live.chart import face_series
+from aidentify.live.chart import face_series, write_chart
 from aidentify.live.timeline import EmotionSummary
 
 CLASSES = ["neutral", "happiness", "surprise"]
@@ -34,7 +34,7 @@ def test_a_faceless_stretch_is_a_gap_in_the_plotted_series(tmp_path):
     absent = np.isnan(series.probs).all(axis=1)
     assert absent.tolist() == [5 <= i < 10 for i in range(15)]
     np.testing.assert_allclose(series.probs[0], [0.1, 0.8, 0.1], rtol=1e-6)
-    chart = summary.write_chart(tmp_path / "chart.png")
+    chart = write_chart(summary, tmp_path / "chart.png")
     assert cv2.imread(str(chart)) is not None
 
 
@@ -113,3 +113,23 @@ def test_a_photos_time_is_its_frame_number_when_files_before_it_were_skipped(tmp
     rows = pd.read_csv(timeline)
     assert list(rows["file"]) == ["a-good.jpg", "c-good.jpg"]
     assert list(rows["frame"]) == [0, 1] and list(rows["time_s"]) == [0.0, 1.0]
+
+
+def test_faces_left_off_the_chart_are_counted_honestly_and_the_title_clears_the_panels():
+    """Issue 36: "briefly seen faces not shown" was said of faces seen for 20 s, and the title overprinted
+    the first panel's caption."""
+    from aidentify.live.chart import MAX_PANELS, chart_figure
+
+    summary = EmotionSummary(CLASSES)
+    for i in range(700):  # 13 faces: 12 seen in every frame, the 13th in 600 frames (20 s at 30 frames/s)
+        faces = [face(t, [0.2, 0.7, 0.1]) for t in range(1, MAX_PANELS + 1)]
+        if i < 600:
+            faces.append(face(99, [0.6, 0.3, 0.1]))
+        summary.add(i / 30, FrameResult(i, faces, detected=True))
+    fig = chart_figure(summary)
+    title = fig._suptitle.get_text()
+    assert "briefly" not in title and "1 more faces not shown" in title and "at most 600 frames" in title
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    top = fig.axes[0].title.get_window_extent(renderer)
+    assert not fig._suptitle.get_window_extent(renderer).overlaps(top)

@@ -250,7 +250,10 @@ def _write_video(path, frame, count=3):
 
 
 def test_frames_too_small_for_the_codec_say_so_and_another_container_works(tmp_path, monkeypatch):
+    from aidentify.live import encode
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(encode, "h264_available", lambda: False)  # OpenCV's mp4v, what .mp4 falls back to
     _write_video(tmp_path / "dot.avi", np.full((1, 1, 3), 128, np.uint8))
     result = invoke("live", "--source", "dot.avi", "--no-window", "--output", "out.mp4")
     assert result.exit_code == 1, result.output
@@ -274,6 +277,9 @@ def test_no_encoder_is_said_only_when_the_codec_is_missing(tmp_path, monkeypatch
 
     monkeypatch.chdir(tmp_path)
     _write_video(tmp_path / "clip.avi", np.zeros((48, 64, 3), np.uint8))
+    from aidentify.live import encode
+
+    monkeypatch.setattr(encode, "h264_available", lambda: False)
     monkeypatch.setitem(outputs.FOURCC_BY_SUFFIX, ".mp4", "avc1")  # OpenCV's pip wheels have no H.264 writer
     result = invoke("live", "--source", "clip.avi", "--no-window", "--output", "out.mp4")
     assert result.exit_code == 1, result.output

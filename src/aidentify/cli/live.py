@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aidentify.cli.app import (ConfigOption, VerboseOption, app, console, err_console, progress_bar, run_guarded,
-                               say_config, set_option)
+                               set_option)
 from aidentify.config import LiveConfig, load_config
 from aidentify.errors import DataError
 
@@ -22,7 +24,7 @@ LiveSet = set_option("detect.every=5")
 def live(
     camera: Annotated[int | None, typer.Option("--camera", help="Camera index (0 is usually the built-in webcam).",
                                                show_default=False)] = None,
-    source: Annotated[str | None, typer.Option("--source", help="A video file, an image, a folder of images or a stream URL.",
+    source: Annotated[str | None, typer.Option("--source", help="A video file, an image or animation, a folder of them, or a stream URL.",
                                                show_default=False)] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo video (a scene made of photos our dependencies ship).")] = False,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="A .keras or .tflite file or a run folder [default: the shipped model].",
@@ -41,6 +43,8 @@ def live(
                                                      show_default=False)] = None,
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after this many frames.",
                                                    show_default=False)] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON object per photo or frame on stdout "
+                                             "(the fields of /api/predict; docs/api.md); tables go to stderr.")] = False,
     config: ConfigOption = None,
     set_: LiveSet = None,
     verbose: VerboseOption = False,
@@ -49,51 +53,66 @@ def live(
     from aidentify.live.player import LiveOptions, run_live
     from aidentify.live.timeline import plural
 
+    screen = err_console if json_lines else console  # with --json, stdout carries JSON only
+
     def work() -> None:
         if [demo, camera is not None, source is not None].count(True) != 1:
             raise DataError("give one of --demo, --camera INDEX or --source PATH_OR_URL")
         options = {"model": model, "draw.bars": bars, "detect.every": detect_every}
         cfg, origin = load_config(LiveConfig, config, set_, options, stage="live")
-        say_config(origin)
+        screen.print(f"[dim]config: {origin}[/]")
         opts = LiveOptions(camera=camera, source=source, output=output, timeline=timeline, chart=chart,
                            window=window, max_frames=max_frames, demo=_demo_source if demo else None)
         with progress_bar() as progress:
-            def on_frame(result, frame_source) -> None:
+            done = [0]
+
+            def on_frame(frame, frame_source) -> None:
+                done[0] += 1
+                if json_lines:  # one object a line on stdout, as soon as the frame is done (`| jq` follows along)
+                    sys.stdout.write(json.dumps(frame.to_dict(), ensure_ascii=False) + "\n")
+                    sys.stdout.flush()
                 if frame_source.frame_count and not frame_source.live:
-                    progress("frames", result.index + 1, frame_source.frame_count)
+                    progress("frames", min(done[0], frame_source.frame_count), frame_source.frame_count)
 
             def on_skip(path: Path, why: str) -> None:
                 err_console.print(f"[bold yellow]warning:[/] {escape(str(path))}: {why} (skipped)",
                                   highlight=False, soft_wrap=True)
 
             run = run_live(cfg, opts, on_frame, on_skip)
-        _print_summary(run.summary)
+        _print_summary(run.summary, screen)
+        cap_key = "photo_max_faces" if run.summary.stills else "max_faces"
+        note = run.summary.cap_note(getattr(cfg.detect, cap_key))
+        if note:
+            err_console.print(f"[bold yellow]warning:[/] {note}; keep more with --set detect.{cap_key}=N",
+                              highlight=False, soft_wrap=True)
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in run.stage_ms.items())
-        console.print(f"{plural(run.frames, 'frame')} in {run.seconds:.1f} s: {run.fps:.1f} frames/s "
+        screen.print(f"{plural(run.frames, 'frame')} in {run.seconds:.1f} s: {run.fps:.1f} frames/s "
                       f"(ms per frame: {stages}){_skipped_note(run.skipped)}")
         for path in run.written + run.snapshots:
-            console.print(f"wrote {escape(str(path))}")
+            screen.print(f"wrote {escape(str(path))}")
 
     run_guarded(verbose, work)
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary, screen) -> None:
     """The summary table, or one clear line when no face was found; for photos, a line per faceless photo."""
     if not summary.tracks:
-        console.print(f"[bold yellow]no face found[/] in {escape(summary.without_face_where())}")
+        screen.print(f"[bold yellow]no face found[/] in {escape(summary.without_face_where())}")
         return
-    console.print(_summary_table(summary))
+    screen.print(_summary_table(summary))
     for photo in summary.photos_without_face:
-        console.print(f"[bold yellow]no face found[/] in {escape(photo)}")
+        screen.print(f"[bold yellow]no face found[/] in {escape(photo)}")
 
 
 def _skipped_note(skipped: list[tuple[Path, str]]) -> str:
-    """"; 2 files skipped (1 unreadable, 1 truncated)", or nothing when none was."""
+    """"; 3 files skipped (1 unreadable, 1 truncated, 1 not an image or video)", or nothing when none was."""
     from aidentify.imagefile import UNREADABLE
+    from aidentify.live.folder import SUBFOLDER
 
     if not skipped:
         return ""
-    counts = Counter("unreadable" if why == UNREADABLE else why for _, why in skipped)
+    short = {UNREADABLE: "unreadable", SUBFOLDER: "a folder"}
+    counts = Counter(short.get(why, why) for _, why in skipped)
     files = "file" if len(skipped) == 1 else "files"
     return f"; {len(skipped)} {files} skipped ({', '.join(f'{n} {why}' for why, n in counts.items())})"
 
@@ -132,7 +151,7 @@ def _demo_source(folder: Path) -> str:
     options and model have passed their checks, so an error is never preceded by this banner)."""
     from aidentify.live.demo import write_demo_video
 
-    console.print("[dim]demo: 4 people in front of the Summer Palace, from photos our dependencies ship "
+    err_console.print("[dim]demo: 4 people in front of the Summer Palace, from photos our dependencies ship "
                   "(docs/live.md), 6 s at 30 frames/s[/]")
     return str(write_demo_video(folder / "demo.mp4", faces=4, seconds=6.0))
 

@@ -42,6 +42,10 @@ def serve(
         say_config(origin)
         if cfg.camera is not None and cfg.source is not None:
             raise DataError("give one of --camera INDEX or --source PATH_OR_URL, not both")
+        if cfg.camera is not None:
+            from aidentify.live.capture import check_camera_index
+
+            check_camera_index(cfg.camera)  # before workers start: OpenCV crashes on some indices
         if cfg.host not in LOOPBACK:
             err_console.print(f"[bold yellow]warning:[/] listening on {escape(cfg.host)}: anyone who can reach this "
                               "machine on the network can use this server (it has no login); "

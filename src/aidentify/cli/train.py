@@ -165,10 +165,13 @@ def evaluate(
         for result in results:
             console.print(_per_class_table(result.metrics))
             for what, count in result.metrics["excluded"].items():
-                console.print(f"[dim]left out: {count} images ({what})[/]")
+                style = "yellow" if what.startswith("folder ") else "dim"  # a misnamed folder is the user's to fix
+                console.print(f"[{style}]left out: {count} images ({escape(what)})[/]")
             if result.metrics["classes_missing_from_data"]:
+                hint = (" (the folders left out above may hold them)"
+                        if any(what.startswith("folder ") for what in result.metrics["excluded"]) else "")
                 console.print(f"[dim]model classes absent from the data: "
-                              f"{', '.join(result.metrics['classes_missing_from_data'])}[/]")
+                              f"{', '.join(result.metrics['classes_missing_from_data'])}{hint}[/]")
         if len(results) > 1:
             console.print(_comparison_table(results))
         console.print(f"reports -> {target}")
@@ -178,7 +181,8 @@ def evaluate(
 
 def _per_class_table(metrics: dict[str, Any]) -> Table:
     table = Table(title=f"{escape(metrics['name'])} on {escape(metrics['data'])}: accuracy {metrics['accuracy']:.4f}, "
-                        f"macro-F1 {metrics['macro_f1']:.4f}, n={metrics['n']}")
+                        f"macro-F1 {metrics['macro_f1']:.4f}, n={metrics['n']}"
+                        + (f" ({metrics['n_left_out']} left out)" if metrics.get("n_left_out") else ""))
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, scores in metrics["per_class"].items():

@@ -12,12 +12,27 @@ from aidentify.files import atomic_write_bytes
 
 
 def read_gray(path: Path) -> np.ndarray | None:
-    """Read an image as 8-bit grayscale; None if it is missing or unreadable."""
+    """Read an image as 8-bit grayscale; None if it is missing or unreadable.
+
+    OpenCV decodes what it reads; HEIC, AVIF and GIF go through the one rule of
+    :mod:`aidentify.imagefile` (an animation: its first frame).
+    """
     data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
     if data is None or data.size == 0:
         return None
     image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    if image is None or not image.size:
+        colour = _decoded_elsewhere(data)
+        image = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY) if colour is not None else None
     return image if image is not None and image.size else None
+
+
+def _decoded_elsewhere(data: np.ndarray) -> np.ndarray | None:
+    """A file OpenCV cannot decode, through Pillow (:func:`aidentify.imagefile.decode_image_bytes`)."""
+    from aidentify.imagefile import decode_image_bytes
+
+    image, _ = decode_image_bytes(data.tobytes())
+    return image
 
 
 def header_size(path: Path) -> tuple[int, int] | None:
@@ -46,12 +61,15 @@ def header_size(path: Path) -> tuple[int, int] | None:
 def read_image(path: Path) -> np.ndarray | None:
     """Read an image as ``(H, W, 3) uint8`` BGR (grayscale files replicated); None if unreadable.
 
-    Face detectors want colour; crops are cut from its grayscale conversion.
+    Face detectors want colour; crops are cut from its grayscale conversion. Formats
+    OpenCV does not read (HEIC, AVIF, GIF) are decoded as :func:`read_gray` says.
     """
     data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
     if data is None or data.size == 0:
         return None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None or not image.size:
+        image = _decoded_elsewhere(data)
     return image if image is not None and image.size else None
 
 

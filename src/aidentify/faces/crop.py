@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from aidentify.config import FaceDetection
-from aidentify.faces.detector import FaceDetector, Faces
+from aidentify.faces.found import FaceDetector, Faces
 
 # A small image whose face fills the frame is a face crop already (FER2013, FER+, CK+ crops are
 # 48 px; AffectNet-HQ's are larger photos): in ``auto`` mode it is used whole, never dropped.

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from aidentify.errors import DataError
-from aidentify.faces.detector import Faces
+from aidentify.faces.found import Faces
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 WINDOW = 24  # haarcascade_frontalface_default's detection window, pixels

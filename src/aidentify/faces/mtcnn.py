@@ -38,7 +38,7 @@ import numpy as np
 
 from aidentify.errors import DataError
 from aidentify.faces.boxes import clip_boxes
-from aidentify.faces.detector import MTCNN_KEYPOINTS, Faces
+from aidentify.faces.found import MTCNN_KEYPOINTS, Faces
 from aidentify.faces.mtcnn_convert import ensure_converted
 from aidentify.native_logs import native_stderr_silenced
 

@@ -38,3 +38,4 @@ class FrameResult:
     faces: list[FaceResult]
     detected: bool  # the detector ran on this frame (otherwise boxes were followed)
     timings: dict[str, float] = field(default_factory=dict)
+    faces_cut: int = 0  # faces the detector found beyond the cap (detect.max_faces / photo_max_faces), left out

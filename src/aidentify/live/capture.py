@@ -1,4 +1,10 @@
-"""Frame sources: a camera, a stream URL, a video file, an image or a folder of images.
+"""Frame sources: a camera, a stream URL, a video file, an image, an animation or a folder.
+
+What a file is comes from what it holds, not its name (:mod:`aidentify.imagefile`):
+an image of one frame is a photo; an image of several (an animated GIF, WebP,
+APNG or AVIF, a multi-page TIFF) is a short video read frame by frame at its own
+timing; anything else is given to the video decoder. A folder follows the same
+rule file by file (:mod:`aidentify.live.folder`).
 
 Cameras and streams are read on their own thread that keeps only the newest
 frame: when inference is slower than the camera, old frames are dropped
@@ -13,7 +19,6 @@ container declares a frame count is a finite file and is read like one; an
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,25 +28,16 @@ import cv2
 import numpy as np
 
 from aidentify.errors import DataError
-from aidentify.files import is_junk_name
-from aidentify.imagefile import TRUNCATED, read_image
+from aidentify.imagefile import (IMAGE_SUFFIXES, TRUNCATED, UNREADABLE, frame_durations, image_frames, probe_image,
+                                 read_image)
+from aidentify.live.folder import PHOTO, frames_hint, list_folder
+from aidentify.native_logs import opencv_log_silenced
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# OpenCV takes a camera index as a C int; above this no system numbers its cameras (V4L2 allows 64,
+# Media Foundation and AVFoundation list fewer), and a larger number is a typo, not a device.
+MAX_CAMERA_INDEX = 9999
 FIRST_FRAME_TIMEOUT_S = 10.0
 SkipFn = Callable[[Path, str], None]  # (file, why) for an image a folder source skips
-
-
-@contextlib.contextmanager
-def _opencv_quiet() -> Iterator[None]:
-    """Silence OpenCV's own log while probing a device: a missing camera prints a dozen
-    backend warnings before ``isOpened()`` says False, and we report it in one line."""
-    logging = cv2.utils.logging
-    previous = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(previous)
 
 
 def open_camera_device(index: int) -> cv2.VideoCapture:
@@ -59,6 +55,9 @@ class FrameSource:
     frame_count: int = 0  # frames in a file source, 0 when unknown (cameras, streams)
     current: Path | None = None  # the image file of the frame last read (image sources)
     skipped: tuple[tuple[Path, str], ...] | list[tuple[Path, str]] = ()  # (file, why) left out
+    folder: bool = False  # a folder: rows name their file, each file starts afresh
+    new_file: bool = False  # the frame last read is the first of its file (folder sources)
+    current_still: bool = False  # the frame last read is a photo (folder sources)
 
     @property
     def current_name(self) -> str:
@@ -119,53 +118,62 @@ class VideoFileSource(FrameSource):
 
 
 class ImageSource(FrameSource):
-    """One image, or every image of a folder in name order, as frames one second apart.
-
-    A photo's time is its place among the photos read (0, 1, 2... seconds), so it
-    equals its frame number: a skipped file takes no place.
-
-    In a folder, system clutter (``._*``, ``.DS_Store``, ``__MACOSX/``, ``Thumbs.db``) is
-    not looked at, and an unreadable or truncated image is skipped, reported through
-    ``on_skip`` and kept in ``skipped``; one image given on its own must be readable.
-    """
+    """One photo (an image of one frame) as a single frame at time 0; it must be readable."""
 
     stills = True
 
-    def __init__(self, path: Path, on_skip: SkipFn | None = None):
+    def __init__(self, path: Path):
         self.name = str(path)
-        self.folder = path.is_dir()
-        if self.folder:
-            self._files = sorted(p for p in path.iterdir() if not is_junk_name(p.name)
-                                 and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not self._files:
-                raise DataError(f"{path} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        else:
-            self._files = [path]
+        self._path = Path(path)
         self.fps = 1.0
-        self.frame_count = len(self._files)
-        self.skipped = []
-        self._on_skip = on_skip
-        self._index = 0
-        self._read = 0  # photos returned so far
+        self.frame_count = 1
+        self._done = False
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        while self._index < len(self._files):
-            path = self._files[self._index]
-            self._index += 1
-            frame, problem = read_image(path)
-            if problem is None:
-                self.current = path
-                self._read += 1
-                return frame, float(self._read - 1)
-            if not self.folder:
-                why = "the file is truncated" if problem == TRUNCATED else "not an image OpenCV can decode"
-                raise DataError(f"cannot read image {path}: {why}")
-            self.skipped.append((path, problem))
-            if self._on_skip:
-                self._on_skip(path, problem)
-        if self.current is None and self.skipped:
-            raise DataError(f"none of the {len(self.skipped)} images in {self.name} could be read")
-        return None
+        if self._done:
+            return None
+        self._done = True
+        frame, problem = read_image(self._path)
+        if problem is not None:
+            why = "the file is truncated" if problem == TRUNCATED else "not an image this version can decode"
+            raise DataError(f"cannot read image {self._path}: {why}")
+        self.current = self._path
+        return frame, 0.0
+
+
+class AnimationSource(FrameSource):
+    """Every frame of a multi-frame image (animated GIF/WebP/APNG/AVIF, multi-page TIFF) at its own time.
+
+    A frame's time is the sum of the durations of the frames before it (see
+    :func:`aidentify.imagefile.image_frames`); ``fps`` is the average rate, which the
+    annotated video is written at (each frame held for its own duration).
+    """
+
+    def __init__(self, path: Path):
+        self.name = str(path)
+        self.current = Path(path)
+        try:
+            durations = frame_durations(path)
+        except Exception as exc:  # Pillow raises OSError, EOFError, SyntaxError... for a damaged file
+            raise DataError(f"cannot read {path}: {exc}") from None
+        self.frame_count = len(durations)
+        total = sum(durations)
+        self.fps = self.frame_count / total if total > 0 else 1.0
+        self._frames = image_frames(path)
+        self._index = 0
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        try:
+            item = next(self._frames)
+        except StopIteration:
+            return None
+        except Exception as exc:  # a frame Pillow cannot decode
+            raise DataError(f"cannot read frame {self._index + 1} of {self.name}: {exc}") from None
+        self._index += 1
+        return item
+
+    def close(self) -> None:
+        self._frames.close()
 
 
 class LatestFrameSource(FrameSource):
@@ -216,18 +224,119 @@ class LatestFrameSource(FrameSource):
         self._capture.release()
 
 
+class FolderSource(FrameSource):
+    """The readable files of a folder, in name order, each read as it would be alone
+    (what is read and what is left out: :mod:`aidentify.live.folder`). A folder of photos only is
+    ``stills``, each photo at its place among those read (0, 1, 2... s). Otherwise each file's
+    first frame sets ``new_file`` (the player starts new tracks) and frames keep their file's media
+    time (a photo's is 0). Unreadable files are skipped, told to ``on_skip``, kept in ``skipped``."""
+
+    folder = True
+
+    def __init__(self, path: Path, on_skip: SkipFn | None = None):
+        self.name = str(path)
+        self._on_skip = on_skip
+        self.skipped = []
+        items, left_out = list_folder(Path(path))
+        for file, why in left_out:
+            self._skip(file, why)
+        if not items:
+            raise DataError(f"{path} contains no images or videos live can read"
+                            + (f" ({len(left_out)} other entries left out)" if left_out else ""))
+        self.stills = all(kind == PHOTO for _, kind in items)
+        self.frame_count = sum(frames_hint(file, kind) for file, kind in items)
+        self._items = items
+        self._frames = self._all_frames()
+        self._sub: FrameSource | None = None
+        self._photos = 0
+
+    @property
+    def fps(self) -> float:  # the file being read: each video is written at its own rate
+        return self._sub.fps if self._sub is not None else 1.0
+
+    def _skip(self, file: Path, why: str) -> None:
+        self.skipped.append((file, why))
+        if self._on_skip:
+            self._on_skip(file, why)
+
+    def _all_frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        for file, kind in self._items:
+            if kind == PHOTO:
+                frame, problem = read_image(file)
+                if problem is not None:
+                    self._skip(file, problem)
+                    continue
+                self.current, self.new_file, self.current_still, self._sub = file, True, True, None
+                self._photos += 1
+                yield frame, float(self._photos - 1) if self.stills else 0.0
+                continue
+            yield from self._moving_frames(file)
+
+    def _moving_frames(self, file: Path) -> Iterator[tuple[np.ndarray, float]]:
+        """Every frame of one video or animation; one that cannot be opened or read is skipped."""
+        try:
+            self._sub = open_file(file)
+        except DataError:
+            self._skip(file, UNREADABLE)
+            return
+        try:
+            first = True
+            while True:
+                try:
+                    item = self._sub.read()
+                except DataError:
+                    if first:
+                        self._skip(file, UNREADABLE)
+                    return  # a video broken part-way keeps the frames it gave
+                if item is None:
+                    return
+                self.current, self.new_file, self.current_still, first = file, first, False, False
+                yield item
+        finally:
+            self._sub.close()
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        item = next(self._frames, None)
+        if item is None and self.current is None and self.skipped:
+            raise DataError(f"none of the {len(self.skipped)} files in {self.name} could be read")
+        return item
+
+    def close(self) -> None:
+        self._frames.close()
+
+
+
 def source_kind(camera: int | None = None, source: str | None = None) -> str:
-    """What a source is: "camera", "stream", "folder", "image" or "video" (checks nothing else)."""
-    if camera is not None:
-        return "camera"
-    if source is None:
+    """What a source is: "camera", "stream", "folder", "image" or "video".
+
+    A file is judged by what it holds (its header): an image of one frame is
+    "image", an animation or anything else "video". A path that is not there yet
+    is judged by its suffix (``open_source`` then says it is missing).
+    """
+    if camera is not None or source is None:
         return "camera"
     if "://" in source:
         return "stream"
     path = Path(source)
     if path.is_dir():
         return "folder"
+    if path.is_file():
+        kind = probe_image(path)
+        if kind is not None:
+            return "video" if kind.animated else "image"
     return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
+
+
+def check_camera_index(camera: int) -> int:
+    """``camera`` when it can name a camera (0 to :data:`MAX_CAMERA_INDEX`), else ``DataError``.
+
+    OpenCV segfaults on some negative indices and raises its overload error on one
+    beyond a C int, so both are refused before OpenCV sees them.
+    """
+    if not 0 <= camera <= MAX_CAMERA_INDEX:
+        raise DataError(f"--camera {camera}: a camera index is a whole number from 0 to {MAX_CAMERA_INDEX} "
+                        "(0 is usually the built-in webcam)")
+    return camera
 
 
 def is_finite_file(url: str, capture: cv2.VideoCapture) -> bool:
@@ -243,11 +352,17 @@ def is_finite_file(url: str, capture: cv2.VideoCapture) -> bool:
 
 def open_source(camera: int | None = None, source: str | None = None,
                 on_skip: SkipFn | None = None) -> FrameSource:
-    """Open exactly one of a camera index or a source path/URL."""
+    """Open exactly one of a camera index or a source path/URL (see :func:`source_kind`).
+
+    ``on_skip(file, why)`` hears of each file a folder source leaves out.
+    Raises ``DataError`` for a camera index out of range, a camera or stream that does
+    not open, a missing path, or a file nothing here can read.
+    """
     if (camera is None) == (source is None):
         raise DataError("give either --camera INDEX or --source PATH_OR_URL")
     if camera is not None:
-        with _opencv_quiet():
+        check_camera_index(camera)
+        with opencv_log_silenced():
             capture = open_camera_device(camera)
         if not capture.isOpened():
             capture.release()
@@ -255,7 +370,7 @@ def open_source(camera: int | None = None, source: str | None = None,
                             "try another --camera index or --source VIDEO")
         return LatestFrameSource(capture, f"camera {camera}")
     if "://" in source:
-        with _opencv_quiet():
+        with opencv_log_silenced():
             capture = cv2.VideoCapture(source)
         if not capture.isOpened():
             capture.release()
@@ -266,6 +381,16 @@ def open_source(camera: int | None = None, source: str | None = None,
     path = Path(source)
     if not path.exists():
         raise DataError(f"--source {source}: no such file or folder")
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(path, on_skip)
+    if path.is_dir():
+        return FolderSource(path, on_skip)
+    return open_file(path)
+
+
+def open_file(path: Path) -> FrameSource:
+    """The source for one file, by what it holds: a photo, an animation or a video."""
+    kind = probe_image(path)
+    if kind is not None and kind.animated:
+        return AnimationSource(path)
+    if kind is not None or path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path)
     return VideoFileSource(path)

@@ -12,17 +12,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aidentify.files import atomic_write_bytes
 from aidentify.live.draw import colour_for
+from aidentify.live.timeline import EmotionSummary, plural
 
-if TYPE_CHECKING:
-    from aidentify.live.timeline import EmotionSummary
-
-MAX_PANELS = 12  # longest-seen faces; the rest are counted in the title
+MAX_PANELS = 12  # longest-seen faces; the rest are counted in the title, with how long the longest of them was seen
 
 
 @dataclass
@@ -57,29 +54,33 @@ def no_face_message(summary: EmotionSummary) -> str:
 
 
 def stills_title(summary: EmotionSummary) -> str:
-    from aidentify.live.timeline import plural
-
     return f"Emotion probabilities per face per photo ({plural(len(summary.photos), 'photo')})"
 
 
 def write_chart(summary: EmotionSummary, path: Path) -> Path:
     """Draw the chart for ``summary`` and write it to ``path`` (atomically)."""
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(summary)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def chart_figure(summary: EmotionSummary):
+    """The chart as a matplotlib ``Figure`` (Agg backend): no face, photos' bars, or per-face timelines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     if not summary.tracks:
-        fig = _no_face_figure(plt, summary)
-    elif summary.stills:
-        fig = _stills_figure(plt, summary)
-    else:
-        fig = _timeline_figure(plt, summary)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+        return _no_face_figure(plt, summary)
+    if summary.stills:
+        return _stills_figure(plt, summary)
+    return _timeline_figure(plt, summary)
 
 
 def _no_face_figure(plt, summary: EmotionSummary):
@@ -92,9 +93,11 @@ def _timeline_figure(plt, summary: EmotionSummary):
     every = face_series(summary)
     keep = sorted(sorted(range(len(every)), key=lambda i: -every[i].seen)[:MAX_PANELS])  # longest seen, in order
     series = [every[i] for i in keep]
-    fig, axes = plt.subplots(len(series), 1, sharex=True, squeeze=False,
+    # constrained layout makes room for the suptitle and the legend: tight_layout ignores the suptitle,
+    # which then overprinted the first panel's caption
+    fig, axes = plt.subplots(len(series), 1, sharex=True, squeeze=False, layout="constrained",
                              figsize=(9, 1.0 + 1.8 * len(series)))
-    end = max(summary.times[-1], 1e-3)
+    end = max(max(summary.times), 1e-3)  # a folder's files each start at 0
     shares = {t.name: t.shares() for t in summary.rows()}
     for ax, face in zip(axes[:, 0], series):
         for i, label in enumerate(summary.classes):
@@ -107,15 +110,21 @@ def _timeline_figure(plt, summary: EmotionSummary):
         ax.set_ylabel("p")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("media time (s)")
-    hidden = len(summary.tracks) - len(series)
-    title = "Smoothed emotion probabilities per face; gaps: face not seen"
-    if hidden:
-        title += f" ({hidden} briefly seen faces not shown)"
-    fig.suptitle(title, fontsize="medium")
+    fig.suptitle(_timeline_title(every, keep), fontsize="medium")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
-    fig.tight_layout(rect=(0, 0.06 if len(series) > 1 else 0.1, 1, 1))
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small", frameon=False)
     return fig
+
+
+def _timeline_title(every: list[FaceSeries], keep: list[int]) -> str:
+    """The chart's title; faces left out for room are counted with the longest any of them was seen."""
+    title = "Smoothed emotion probabilities per face; gaps: face not seen"
+    hidden = [face for i, face in enumerate(every) if i not in set(keep)]
+    if hidden:
+        longest = max(face.seen for face in hidden)
+        title += (f"\n{len(hidden)} more faces not shown (the {MAX_PANELS} seen longest are), "
+                  f"each seen in at most {longest} frames")
+    return title
 
 
 def _stills_figure(plt, summary: EmotionSummary):

@@ -6,7 +6,10 @@ of images writes a folder of annotated images under the same names and
 formats. The choice is checked before any work, so a mismatch is one error
 line, and so is a folder that cannot be written (a path through a file, no
 permission, a full disk). A writer that fails later says its real cause: a
-frame too small for the codec, a full disk, or no encoder. OpenCV's video writer is constant-rate: a video file source is written at its
+frame too small for the codec, a full disk, or no encoder. A ``.mp4`` is H.264 where
+PyAV's FFmpeg has libx264, else OpenCV's ``mp4v`` (:mod:`aidentify.live.encode`).
+A folder holding videos writes each video as ``<name>.mp4`` in the output folder.
+The video writer is constant-rate: a video file source is written at its
 own (average) frame rate, each frame at its media time, so a frame the source
 holds longer is repeated until the next is due. No frame is dropped: in a burst
 faster than that rate the video runs a few frames late and catches up at the
@@ -27,9 +30,8 @@ import numpy as np
 
 from aidentify.errors import DataError
 from aidentify.files import PendingFile, atomic_write_bytes, check_output_folder, os_error_cause, unwritable_cause
-from aidentify.live.capture import IMAGE_SUFFIXES
-
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG"}
+from aidentify.imagefile import IMAGE_SUFFIXES
+from aidentify.live.encode import FOURCC_BY_SUFFIX, codec_for, encoder_name, open_encoder
 IMAGE_NAMES = ".jpg, .png, .webp or .bmp"
 PROBE_SIZE = (64, 48)  # a frame size every encoder takes: what a failing size is compared with
 
@@ -117,7 +119,7 @@ class ImageOutput:
         self.frames = 0
 
     def write(self, frame: np.ndarray, fps: float, name: Path | None = None,
-              time_s: float | None = None) -> None:
+              time_s: float | None = None, video: bool = False) -> None:
         _write_image(self.path, frame)
         self.frames += 1
 
@@ -132,21 +134,66 @@ class ImageOutput:
 
 
 class FolderOutput(ImageOutput):
-    """Annotated images in a folder, each under its source image's name and format."""
+    """Annotated images in a folder, each under its source image's name and format; a video or
+    animation of the source folder becomes a video of the same stem there (``clip.mov`` ->
+    ``clip.mp4``; an ``.avi`` stays ``.avi``), a :class:`VideoOutput` each, renamed into place
+    when the next file starts or the run ends."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self._video: VideoOutput | None = None
+        self._video_name: Path | None = None
+        self.videos: list[Path] = []
 
     def write(self, frame: np.ndarray, fps: float, name: Path | None = None,
-              time_s: float | None = None) -> None:
+              time_s: float | None = None, video: bool = False) -> None:
         if name is None:
             raise DataError("a folder output needs the name of each image")
-        _write_image(self.path / Path(name).name, frame)
+        if self._video is not None and Path(name) != self._video_name:
+            self._finish_video()
+        if not video:
+            _write_image(self.path / Path(name).name, frame)
+        else:
+            if self._video is None:
+                self._video, self._video_name = VideoOutput(self.path / video_name(Path(name))), Path(name)
+            self._video.write(frame, fps, time_s=time_s)
         self.frames += 1
+
+    def _finish_video(self) -> None:
+        video, self._video = self._video, None
+        video.release()
+        if video.frames:
+            self.videos.append(video.commit())
+        else:
+            video.discard()
+
+    def release(self) -> None:
+        if self._video is not None:
+            self._video.release()
+
+    def commit(self) -> Path:
+        if self._video is not None:
+            self._finish_video()
+        return self.path
+
+    def discard(self) -> None:
+        """Finished images and videos stay; the video being written is discarded."""
+        if self._video is not None:
+            self._video.discard()
+            self._video = None
+
+
+def video_name(source: Path) -> str:
+    """The annotated video's name for a video or animation of a source folder: its stem, ``.mp4``
+    (``.avi`` for an ``.avi``, the container OpenCV writes Motion-JPEG in)."""
+    return f"{source.stem}{'.avi' if source.suffix.lower() == '.avi' else '.mp4'}"
 
 
 def _video_writer_opens(path: Path, codec: str, fps: float, size: tuple[int, int]) -> bool:
     """Whether a writer for ``codec`` opens at ``size`` in ``path``'s folder (the probe file is removed)."""
     probe = path.with_name(f".aidentify-probe-{os.getpid()}{path.suffix}")
-    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*codec), fps or 30.0, size)
-    opened = writer.isOpened()
+    writer = open_encoder(probe, codec, fps or 30.0, size)
+    opened = writer.is_opened()
     writer.release()
     with contextlib.suppress(FileNotFoundError):
         probe.unlink()
@@ -165,7 +212,7 @@ class VideoOutput:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.pending: PendingFile | None = None
-        self._writer: cv2.VideoWriter | None = None
+        self._writer = None  # the encoder (aidentify.live.encode), opened by the first frame
         self._size: tuple[int, int] | None = None
         self._fps = 0.0
         self._t0: float | None = None
@@ -173,14 +220,14 @@ class VideoOutput:
         self.frames = 0  # frames in the video, repeats included
 
     def write(self, frame: np.ndarray, fps: float, name: Path | None = None,
-              time_s: float | None = None) -> None:
+              time_s: float | None = None, video: bool = True) -> None:
         if self._writer is None:
             self.pending = PendingFile(self.path)
             self._size = (frame.shape[1], frame.shape[0])
             self._fps = fps
-            fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self.pending.path), fourcc, fps, self._size)
-            if not self._writer.isOpened():
+            self.codec = codec_for(self.path)
+            self._writer = open_encoder(self.pending.path, self.codec, fps, self._size)
+            if not self._writer.is_opened():
                 raise DataError(f"cannot write video {self.path}: {self._why_not_opened(fps)}")
         if (frame.shape[1], frame.shape[0]) != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
@@ -198,16 +245,17 @@ class VideoOutput:
     def _why_not_opened(self, fps: float) -> str:
         """Why OpenCV's writer did not open: the folder, the frame size, or no encoder at all."""
         suffix = self.path.suffix.lower()
-        codec, other = FOURCC_BY_SUFFIX[suffix], ".avi" if suffix == ".mp4" else ".mp4"
+        codec, other = self.codec, ".avi" if suffix == ".mp4" else ".mp4"
         cause = unwritable_cause(self.path.parent)
         if cause:
             return cause
         if self._size != PROBE_SIZE and _video_writer_opens(self.path, codec, fps, PROBE_SIZE):
             width, height = self._size
             fit = "small" if width * height < PROBE_SIZE[0] * PROBE_SIZE[1] else "large"
-            return (f"frames of {width}x{height} are too {fit} for OpenCV's {codec} encoder ({suffix}); "
+            return (f"frames of {width}x{height} are too {fit} for {encoder_name(codec)} ({suffix}); "
                     f"try {other}, or a {'larger' if fit == 'small' else 'smaller'} input")
-        return f"OpenCV has no {codec} encoder for {suffix} here; try {other}"
+        return f"{encoder_name(codec).replace(' encoder', '')} cannot write {suffix} here; try {other}" if codec == "h264" \
+            else f"OpenCV has no {codec} encoder for {suffix} here; try {other}"
 
     def release(self) -> None:
         if self._writer is not None:

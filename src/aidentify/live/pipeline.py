@@ -4,10 +4,13 @@ It knows nothing about cameras, windows or files, so it is tested on still
 images and reused by the player, the benchmark and the demo. It owns the face
 detector and model (loaded once), the tracker and the per-stage timings.
 
-Video frames go to the fast detector (``auto``: BlazeFace) every
-``detect.every`` frames, and tracks are followed by optical flow in between.
-Stills (photos, folders of photos) are independent: each one gets the
-accurate detector (``auto``: MTCNN), fresh track ids and no smoothing.
+Video frames go to the video detector (``auto``: MTCNN, searching faces
+from ``detect.video_min_face`` px) every ``detect.every`` frames, and tracks
+are followed by optical flow in between. Stills (photos, folders of photos)
+are independent: each one gets the photo detector (``auto``: MTCNN, from
+``detect.min_face`` px), fresh track ids and no smoothing. A frame keeps its
+``detect.max_faces`` largest faces (a photo its ``photo_max_faces``); how
+many the cap cut is reported in ``FrameResult.faces_cut``.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class LivePipeline:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        detect_now = self._detect_or_follow(frame, gray)
+        detect_now, cut = self._detect_or_follow(frame, gray)
         now = time.perf_counter()
         timings["detect"], start = (now - start) * 1000, now
 
@@ -74,12 +77,12 @@ class LivePipeline:
             annotated = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
             draw_faces(annotated, faces, self.classes, bars=self.config.draw.bars)
         timings["draw"] = (time.perf_counter() - start) * 1000
-        result = FrameResult(self._index, faces, detect_now, timings)
+        result = FrameResult(self._index, faces, detect_now, timings, faces_cut=cut)
         self._index += 1
         return annotated, result
 
-    def _detect_or_follow(self, frame: np.ndarray, gray: np.ndarray) -> bool:
-        """Run the detector (True) or move the tracks by optical flow (False)."""
+    def _detect_or_follow(self, frame: np.ndarray, gray: np.ndarray) -> tuple[bool, int]:
+        """Run the detector (True) or move the tracks by optical flow (False); and how many faces the cap cut."""
         if self.stills or (self._frame_size is not None and frame.shape[:2] != self._frame_size):
             # A photo shares nothing with the one before; nor does a frame of a new size (a phone turned,
             # a camera switching resolution): the old boxes are in other pixels, so the tracks start again.
@@ -92,13 +95,17 @@ class LivePipeline:
         if not self.stills and self.config.track.follow:
             small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale,
                                                          interpolation=cv2.INTER_AREA)
+        cut = 0
         if detect_now:
-            faces = self.detector.detect(frame).largest_first(self.config.detect.max_faces)
+            found = self.detector.detect(frame)
+            cap = self.config.detect.photo_max_faces if self.stills else self.config.detect.max_faces
+            faces = found.largest_first(cap)
+            cut = len(found) - len(faces)
             self.tracker.update(faces.boxes, eyes_of(faces, self.config.align), faces.keypoints)
         elif small is not None and self._previous_small is not None and self._previous_small.shape == small.shape:
             self.tracker.follow(self._previous_small, small, scale)
         self._previous_small = small
-        return detect_now
+        return detect_now, cut
 
     def _classify(self, gray: np.ndarray) -> list[FaceResult]:
         """Crop every tracked face, classify them in one batch, smooth per track."""

@@ -27,13 +27,13 @@ import numpy as np
 from aidentify.config import LiveConfig
 from aidentify.errors import DataError
 from aidentify.files import atomic_write_bytes, check_output_file, check_output_folder
-from aidentify.live.capture import FrameSource, SkipFn, open_source, source_kind
+from aidentify.live.capture import FrameSource, SkipFn, check_camera_index, open_source, source_kind
 from aidentify.live.draw import draw_fps
 from aidentify.live.outputs import FolderOutput, ImageOutput, VideoOutput, plan_output
 from aidentify.live.pipeline import STAGES
 from aidentify.live.timeline import EmotionSummary, TimelineWriter
-from aidentify.processes import sigterm_as_interrupt
-from aidentify.live.recognizer import Frame, Recognizer
+from aidentify.live.recognizer import Frame, Pipelines, Recognizer
+from aidentify.processes import interrupts_deferred, sigterm_as_interrupt
 
 WINDOW = "AIdentify (q: quit, s: snapshot)"
 QUIT_KEYS = {ord("q"), ord("Q"), 27}
@@ -94,6 +94,8 @@ def run_live(config: LiveConfig, options: LiveOptions,
     if options.window and not has_display():
         raise DataError("no display to open a window on; add --no-window (with --output/--timeline) "
                         "or run inside a desktop session")
+    if options.camera is not None:
+        check_camera_index(options.camera)  # before the model loads: a bad index is a typo, said at once
     out = plan_files(config, options)
     recognizer = Recognizer(config)
     scratch = tempfile.TemporaryDirectory(prefix="aidentify-demo-") if options.demo else contextlib.nullcontext()
@@ -108,17 +110,18 @@ def _play(config: LiveConfig, options: LiveOptions, recognizer: Recognizer, sour
           on_frame: Callable[[Frame, FrameSource], None] | None) -> LiveRun:
     """Run the pipeline over the opened ``source`` (closed at the end); commit or discard the outputs."""
     try:
-        pipeline = recognizer.pipeline_for(source.stills)
+        pipelines = Pipelines(recognizer, source.stills)
     except BaseException:
         source.close()
         raise
-    run = LiveRun(0, 0.0, {}, EmotionSummary(pipeline.classes, stills=source.stills))
+    classes = recognizer.classes
+    run = LiveRun(0, 0.0, {}, EmotionSummary(classes, stills=source.stills, files=source.folder))
     totals = dict.fromkeys(("capture", *STAGES, "output"), 0.0)
     timeline = None
     finished = False
     started = time.perf_counter()
     try:
-        timeline = (TimelineWriter(options.timeline, pipeline.classes, stills=source.stills)
+        timeline = (TimelineWriter(options.timeline, classes, files=source.stills or source.folder)
                     if options.timeline else None)
         with sigterm_as_interrupt():  # `kill` keeps the recording, like Ctrl-C
             while options.max_frames is None or run.frames < options.max_frames:
@@ -128,16 +131,19 @@ def _play(config: LiveConfig, options: LiveOptions, recognizer: Recognizer, sour
                     break
                 frame, time_s = item
                 totals["capture"] += (time.perf_counter() - t0) * 1000
+                pipeline = pipelines.for_frame(source)
                 annotated, result = pipeline(frame, draw=bool(out or options.window))
                 for stage in STAGES:
                     totals[stage] += result.timings[stage]
                 t1 = time.perf_counter()
-                run.summary.add(time_s, result, photo=source.current_name)
-                if timeline:
-                    timeline.add(time_s, result, photo=source.current_name)
-                if out:
-                    # a file's frames go at their media time; a camera or stream's, one each
-                    out.write(annotated, source.fps or 30.0, source.current, None if source.live else time_s)
+                with interrupts_deferred():  # a frame is recorded whole: in the timeline and the video, or in neither
+                    run.summary.add(time_s, result, photo=source.current_name)
+                    if timeline:
+                        timeline.add(time_s, result, photo=source.current_name)
+                    if out:
+                        # a file's frames go at their media time; a camera or stream's, one each
+                        out.write(annotated, source.fps or 30.0, source.current, None if source.live else time_s,
+                                  video=not pipeline.stills)
                 quit_now = options.window and _show(annotated, config, run, source, time_s, started)
                 totals["output"] += (time.perf_counter() - t1) * 1000
                 run.frames += 1
@@ -167,7 +173,9 @@ def _play(config: LiveConfig, options: LiveOptions, recognizer: Recognizer, sour
                     writer.discard()
     run.stage_ms = {stage: total / max(run.frames, 1) for stage, total in totals.items()}
     if options.chart:
-        run.written.append(run.summary.write_chart(Path(options.chart)))
+        from aidentify.live.chart import write_chart  # matplotlib: only when a chart is asked for
+
+        run.written.append(write_chart(run.summary, Path(options.chart)))
     return run
 
 

@@ -183,11 +183,11 @@ class Recognizer:
         camera = source if isinstance(source, int) and not isinstance(source, bool) else None
         frames = open_source(camera, None if camera is not None else str(source), on_skip)
         try:
-            pipeline = self.pipeline_for(frames.stills)
+            pipelines = Pipelines(self, frames.stills)
             for image, time_s in _read(frames, max_frames):
+                pipeline = pipelines.for_frame(frames)
                 _, result = pipeline(image, draw=False)
-                yield self.to_frame(result, image, time_s, frames.current_name if frames.stills else None,
-                                    pipeline.detector.name)
+                yield self.to_frame(result, image, time_s, frames.current_name or None, pipeline.detector.name)
         finally:
             frames.close()
 
@@ -206,6 +206,22 @@ class Recognizer:
         timings = {k: v for k, v in result.timings.items() if k != "draw"}
         return Frame(result.index, float(time_s), faces, image, result.detected, file, timings,
                      self.model_name, self.classes)
+
+
+class Pipelines:
+    """The live pipeline for each frame of a source: one for its whole run, or (a folder holding
+    videos) a fresh one for each file, so every file gets its own tracks, frame numbers and
+    smoothing. The detectors are the Recognizer's, loaded once."""
+
+    def __init__(self, recognizer: Recognizer, stills: bool):
+        self.recognizer = recognizer
+        self.current = recognizer.pipeline_for(stills)
+
+    def for_frame(self, source: FrameSource) -> LivePipeline:
+        """The pipeline for the frame ``source`` read last (a new one at each file of a folder of videos)."""
+        if source.folder and not source.stills and source.new_file:
+            self.current = self.recognizer.pipeline_for(stills=source.current_still)
+        return self.current
 
 
 def _read(frames: FrameSource, max_frames: int | None) -> Iterator[tuple[np.ndarray, float]]:

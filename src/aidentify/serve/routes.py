@@ -51,6 +51,7 @@ class PredictAnswer(BaseModel):
     image: ImageSize
     faces: list[FaceAnswer]
     timings_ms: dict[str, float]
+    note: str | None = None  # only for an animation: which of its frames was labelled
 
 
 class ModelAnswer(BaseModel):
@@ -105,8 +106,9 @@ async def predict(request: Request) -> JSONResponse:
 
     Faces come largest first. 400: the image cannot be decoded, or the form is
     cut off; 404: unknown model; 408: the upload stalled; 413: over the upload
-    size or pixel limit; 415: not a JPEG, PNG, WebP or BMP; 422: no ``image``
-    file; 503: busy (too many requests, or no worker free in time).
+    size or pixel limit; 415: not a JPEG, PNG, WebP, BMP, GIF, TIFF, HEIC or AVIF;
+    422: no ``image`` file; 503: busy (too many requests, or no worker free in
+    time). Of an animation the first frame is labelled, and ``note`` says so.
     """
     service = _service(request)
     limit = int(service.config.limits.max_upload_mb * 2**20)

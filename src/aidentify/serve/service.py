@@ -153,9 +153,11 @@ class Service:
         """The answer of ``POST /api/predict`` for an uploaded file (decoded and labelled in a worker)."""
         model = self.model(model_name)
         start = time.perf_counter()
-        result, shape, decode_ms = await self.pool.run(predict_photo, data, model.name,
-                                                       queue_timeout=self.config.limits.queue_timeout_s)
+        result, shape, decode_ms, note = await self.pool.run(predict_photo, data, model.name,
+                                                             queue_timeout=self.config.limits.queue_timeout_s)
         answer = frame_answer(result, model, shape)
+        if note:
+            answer["note"] = note  # an animation: only its first frame was labelled
         answer["timings_ms"] = {"decode": round(decode_ms, 2), **answer["timings_ms"],
                                 "total": round((time.perf_counter() - start) * 1000, 2)}
         return answer

@@ -3,12 +3,14 @@
 The order matters: the body is read up to the size limit and no further
 (413); the form is parsed in memory, so nothing a client sends touches the
 disk (Starlette's own parser spools files over 1 MB to a temporary file);
-the first bytes must be a JPEG, PNG, WebP or BMP signature (415); the pixel
-count is read from the header alone (Pillow's ``Image.open`` parses PNG's
-IHDR, JPEG's SOF, WebP's and BMP's headers lazily) and refused above the
-pixel limit (413) before anything is decompressed, so a 20000x20000 PNG bomb
-of a few kilobytes costs nothing; only then does OpenCV decode it (400 when
-it cannot).
+the first bytes must be a JPEG, PNG, WebP, BMP, GIF, TIFF, HEIC or AVIF
+signature (415); the pixel count is read from the header alone (Pillow's
+``Image.open`` parses each format's header lazily) and refused above the pixel
+limit (413) before anything is decompressed, so a 20000x20000 PNG bomb of a few
+kilobytes costs nothing; only then is it decoded, by the one rule every input
+follows (:func:`aidentify.imagefile.decode_image_bytes`; 400 when it cannot be).
+A photo is one frame: of an animation (an animated GIF or WebP, a multi-page
+TIFF) the first frame is labelled, and :func:`frames_note` says so in the answer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from aidentify.serve.errors import ApiError
@@ -29,16 +30,25 @@ SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"BM", "BMP"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
 )
-ACCEPTED = ("JPEG", "PNG", "WebP", "BMP")
+# ISO base media files (``....ftyp<brand>``): the brands of HEIC/HEIF and AVIF stills and sequences.
+FTYP_BRANDS = {b"heic": "HEIF", b"heix": "HEIF", b"heim": "HEIF", b"heis": "HEIF", b"mif1": "HEIF",
+               b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+ACCEPTED = ("JPEG", "PNG", "WebP", "BMP", "GIF", "TIFF", "HEIC", "AVIF")
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields
 TEXT_FIELD_LIMIT = 1024  # bytes of a text field such as `model`
 
 
 def sniff_format(data: bytes) -> str | None:
-    """``"JPEG"``, ``"PNG"``, ``"WebP"`` or ``"BMP"`` from the file's first bytes, else None."""
+    """Pillow's name for the format (``"JPEG"``, ``"WebP"``, ``"HEIF"``...) from the file's first bytes, else None."""
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
+    if len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in FTYP_BRANDS:
+        return FTYP_BRANDS[data[8:12]]
     for signature, name in SIGNATURES:
         if data.startswith(signature):
             return name
@@ -51,8 +61,9 @@ def header_size(data: bytes, kind: str, max_megapixels: float) -> tuple[int, int
     Raises ``ApiError`` 413 for an image Pillow itself calls a decompression
     bomb (over twice its own pixel limit), 400 for a header it cannot read.
     """
-    from PIL import Image
+    from aidentify.imagefile import pillow_image
 
+    Image = pillow_image()  # with HEIC opening registered
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -92,12 +103,26 @@ def check_image(data: bytes, max_megapixels: float) -> tuple[str, int, int]:
 
 
 def decode_image(data: bytes, max_megapixels: float) -> np.ndarray:
-    """An upload as an ``(H, W, 3) uint8`` BGR image, after :func:`check_image` (EXIF rotation applied)."""
+    """An upload as an ``(H, W, 3) uint8`` BGR image (an animation's first frame), after
+    :func:`check_image` (EXIF rotation applied)."""
+    from aidentify.imagefile import decode_image_bytes
+
     kind, _, _ = check_image(data, max_megapixels)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    image, _ = decode_image_bytes(data)
     if image is None or image.size == 0:
         raise ApiError(400, f"cannot decode this {kind} file: it is damaged or truncated")
     return image
+
+
+def frames_note(data: bytes) -> str | None:
+    """For an upload of several frames, the note the answer carries: only its first frame was labelled."""
+    from aidentify.imagefile import probe_image
+
+    kind = probe_image(data)
+    if kind is None or not kind.animated:
+        return None
+    return (f"this {kind.format} holds {kind.frames} frames; only the first was labelled. Send the frame you "
+            "want as a photo, or run `aidentify live --source FILE` to label every frame at its own time")
 
 
 async def read_body(chunks: AsyncIterator[bytes], limit: int, declared: str | None) -> bytes:

@@ -36,7 +36,7 @@ from aidentify.inference.classify import BATCH_BUCKETS, Classifier, ModelInfo, l
 from aidentify.live.pipeline import LivePipeline, video_settings
 from aidentify.processes import process_pool
 from aidentify.serve.errors import ApiError
-from aidentify.serve.uploads import decode_image
+from aidentify.serve.uploads import decode_image, frames_note
 
 
 class Engine:
@@ -62,8 +62,9 @@ class Engine:
                 classifier(np.zeros((batch, size, size), np.uint8))
         self.detectors["video"].detect(image)
 
-    def predict(self, data: bytes, model: str) -> tuple[Any, tuple[int, ...], float]:
-        """Decode a photo and run the stills pipeline: ``(FrameResult, image shape, decode ms)``."""
+    def predict(self, data: bytes, model: str) -> tuple[Any, tuple[int, ...], float, str | None]:
+        """Decode a photo and run the stills pipeline: ``(FrameResult, image shape, decode ms, note)``;
+        the note says when only the first frame of an animation was labelled (else None)."""
         import time
 
         start = time.perf_counter()
@@ -72,7 +73,7 @@ class Engine:
         pipeline = LivePipeline(self.classifiers[model], self.live_config, stills=True,
                                 detector=self.detectors["still"])
         _, result = pipeline(image, draw=False)
-        return result, image.shape, decode_ms
+        return result, image.shape, decode_ms, frames_note(data)
 
 
 # ------------------------------------------------------------------ inside a worker process

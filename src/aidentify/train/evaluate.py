@@ -163,7 +163,7 @@ def _external_data(source: Path, config: EvaluateConfig, metadata: dict[str, Any
     frame = found.frame.copy()
     frame["abs_path"] = frame["path"]
     frame = apply_vote_rule(frame, config.vote_rule, True, drops)
-    excluded: dict[str, int] = {}
+    excluded: dict[str, int] = dict(found.left_out)  # folders not named after an emotion, with "did you mean"
     for dropped in drops:
         for reason, count in dropped["reason"].value_counts().items():
             excluded[f"label: {reason}"] = excluded.get(f"label: {reason}", 0) + int(count)
@@ -265,6 +265,7 @@ def score(data: EvalData, probs: np.ndarray, classes: list[str], name: str, mode
         "name": name,
         "data": data.description,
         "n": int(known.sum()),
+        "n_left_out": sum(excluded.values()),  # images of the data not scored: every reason in `excluded`
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
         "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "per_class": {
