@@ -64,6 +64,6 @@ def _label(service: Service, pipeline, model, data: bytes) -> dict:
     """Decode and label one frame on this connection's pipeline (blocking)."""
     image = decode_image(data, service.max_megapixels)
     _, result = pipeline(image, draw=False)
-    answer = frame_answer(result, model, image.shape)
+    answer = frame_answer(result, model, image.shape, pipeline.detector.name)
     answer["index"] = result.index
     return answer

@@ -24,6 +24,7 @@ from aidentify.inference.classify import ModelInfo
 from aidentify.inference.modelfile import default_model_path, read_metadata, resolve_model_path
 from aidentify.inference.results import FrameResult
 from aidentify.live.pipeline import LivePipeline
+from aidentify.live.recognizer import Face
 from aidentify.serve.errors import ApiError
 from aidentify.serve.workers import RemoteClassifier, RemoteDetector, WorkerPool, predict_photo
 
@@ -155,7 +156,7 @@ class Service:
         start = time.perf_counter()
         result, shape, decode_ms, note = await self.pool.run(predict_photo, data, model.name,
                                                              queue_timeout=self.config.limits.queue_timeout_s)
-        answer = frame_answer(result, model, shape)
+        answer = frame_answer(result, model, shape, self.still_detector.name)
         if note:
             answer["note"] = note  # an animation: only its first frame was labelled
         answer["timings_ms"] = {"decode": round(decode_ms, 2), **answer["timings_ms"],
@@ -170,17 +171,20 @@ class Service:
         self.pool.close()
 
 
-def frame_answer(result: FrameResult, model: ServedModel, shape: tuple[int, ...]) -> dict[str, Any]:
-    """A frame's faces as the API's JSON: boxes in image pixels, largest face first."""
-    classes = model.info.classes
-    faces = sorted(result.faces, key=lambda f: -(f.box[2] * f.box[3]))
+def frame_answer(result: FrameResult, model: ServedModel, shape: tuple[int, ...],
+                 detector: str | None = None) -> dict[str, Any]:
+    """A frame's faces as the API's JSON: boxes in image pixels, largest face first.
+
+    Each face is the Python API's :meth:`aidentify.Face.to_dict` (``detector`` names the keypoints),
+    so ``/api/predict``, the WebSocket, ``live --json`` and ``aidentify.load().predict`` agree.
+    """
+    classes = list(model.info.classes)
+    faces = sorted((Face.from_result(face, classes, detector or "") for face in result.faces),
+                   key=lambda f: -(f.box[2] * f.box[3]))
     return {
         "model": model.name,
-        "classes": list(classes),
+        "classes": classes,
         "image": {"width": int(shape[1]), "height": int(shape[0])},
-        "faces": [{"box": [int(v) for v in face.box], "label": face.label,
-                   "confidence": round(float(face.confidence), 4),
-                   "probabilities": {c: round(float(p), 4) for c, p in zip(classes, face.probs)},
-                   "track": int(face.track_id)} for face in faces],
+        "faces": [face.to_dict() for face in faces],
         "timings_ms": {stage: round(ms, 2) for stage, ms in result.timings.items() if stage != "draw"},
     }
