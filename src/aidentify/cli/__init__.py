@@ -11,6 +11,7 @@ from aidentify.cli import data as _data_commands  # noqa: F401  (registers comma
 from aidentify.cli import train as _train_commands  # noqa: F401
 from aidentify.cli import live as _live_commands  # noqa: F401
 from aidentify.cli import serve as _serve_commands  # noqa: F401
+from aidentify.cli import analyze as _analyze_commands  # noqa: F401
 
 
 def main() -> None:

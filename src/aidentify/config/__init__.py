@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from aidentify.config.analyze import AnalyzeConfig, parse_span
 from aidentify.config.base import StrictModel, TestTimeZooms
 from aidentify.config.data import (
     AugmentConfig,
@@ -74,6 +75,7 @@ STAGE_CONFIGS: dict[str, type[StrictModel]] = {
     "evaluate": EvaluateConfig,
     "live": LiveConfig,
     "serve": ServeConfig,
+    "analyze": AnalyzeConfig,
 }
 
 M = TypeVar("M", bound=BaseModel)

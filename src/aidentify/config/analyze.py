@@ -1,0 +1,72 @@
+"""Settings of ``aidentify analyze``: a study of many recordings of one stimulus (docs/analyze.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from aidentify.config.base import StrictModel, TestTimeZooms
+from aidentify.config.faces import BlazeFaceSettings, MtcnnSettings
+from aidentify.config.runtime import LiveConfig, LiveDetection, LiveTracking, LiveSmoothing
+
+
+def _worker_detection() -> LiveDetection:
+    """One thread per detector: recordings run side by side, one per core (as serve's workers)."""
+    return LiveDetection(mtcnn=MtcnnSettings(threads=1), blazeface=BlazeFaceSettings(threads=1))
+
+
+def parse_span(text: str | None) -> tuple[float, float] | None:
+    """``"0:5"`` -> ``(0.0, 5.0)`` seconds; None or ``""`` -> None. Raises ValueError otherwise."""
+    if text is None or str(text).strip() == "":
+        return None
+    parts = str(text).split(":")
+    if len(parts) != 2:
+        raise ValueError(f"give START:END in seconds on the stimulus clock, like 0:5, not {text!r}")
+    start, end = (float(p) for p in parts)
+    if not end > start:
+        raise ValueError(f"the span {text!r} ends before it starts")
+    return start, end
+
+
+class AnalyzeConfig(StrictModel):
+    out: Path = Path("study")
+    workers: int = Field(default=0, ge=0)
+    cluster: str | None = None
+    retries: int = Field(default=1, ge=0)
+    all_faces: bool = False
+    annotate: bool = False
+    epoch_s: float = Field(default=1.0, gt=0.0)
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    baseline: str | None = None
+    moments_top: int = Field(default=3, ge=0)
+    moments_min_change: float = Field(default=0.05, ge=0.0)
+    report_respondents: int = Field(default=48, ge=0)
+    model: Path | None = None
+    backend: Literal["auto", "litert", "keras"] = "auto"
+    threads: int = Field(default=1, ge=1)
+    crop_margin: float | Literal["auto"] = "auto"
+    align: bool = True
+    tta_flip: bool = False
+    tta_zooms: TestTimeZooms = Field(default_factory=list)
+    detect: LiveDetection = Field(default_factory=_worker_detection)
+    track: LiveTracking = Field(default_factory=LiveTracking)
+    smoothing: LiveSmoothing = Field(default_factory=LiveSmoothing)
+
+    @field_validator("baseline")
+    @classmethod
+    def _span(cls, value: str | None) -> str | None:
+        parse_span(value)
+        return value
+
+    @property
+    def baseline_span(self) -> tuple[float, float] | None:
+        """The baseline as ``(start_s, end_s)`` on the stimulus clock, or None."""
+        return parse_span(self.baseline)
+
+    def live_config(self) -> LiveConfig:
+        """The live pipeline's settings for every recording (the same crop path as ``live``)."""
+        return LiveConfig(model=self.model, backend=self.backend, threads=self.threads, crop_margin=self.crop_margin,
+                          align=self.align, tta_flip=self.tta_flip, tta_zooms=self.tta_zooms, detect=self.detect,
+                          track=self.track, smoothing=self.smoothing)
