@@ -48,7 +48,7 @@ def test_any_address_is_warned_about_and_a_busy_port_is_one_line(workdir):
     one_line_error(result, f"port {port}", "in use")
 
 
-def test_serving_never_imports_tensorflow(mtcnn_converted, tmp_path):
+def test_serving_never_imports_tensorflow(tmp_path):
     """The server process and its workers, through a photo, a WebSocket session and a stream."""
     script = textwrap.dedent(f"""
         import sys

@@ -12,13 +12,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperCommand, TyperOption
 
 from aidentify import __version__
-from aidentify.errors import AidentifyError
+from aidentify.errors import AidentifyError, ExtraMissing
+from aidentify.extras import missing_extra
 from aidentify.files import not_utf8_message, os_error_cause
 
 class OneValueCommand(TyperCommand):
@@ -116,7 +118,19 @@ def run_guarded(verbose: bool, work: Callable[[], T]) -> T:
     is one line too, unless ``--verbose`` asks for the traceback.
     """
     try:
-        return work()
+        try:
+            return work()
+        except ImportError as exc:  # a lazy import of the train extra not made through import_extra
+            missing = missing_extra(exc)
+            if missing is None:
+                raise
+            raise missing from None
+    except ExtraMissing as exc:  # one line that names the command: "train needs TensorFlow: pip install ..."
+        if verbose:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {exc.for_command(command_name())}", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(1) from None
     except AidentifyError as exc:
         if verbose:
             traceback.print_exc()
@@ -135,6 +149,12 @@ def run_guarded(verbose: bool, work: Callable[[], T]) -> T:
                                 "(run again with --verbose for the traceback)")
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def command_name() -> str:
+    """The running subcommand's name (``train``), from Click's context; ``aidentify`` outside one."""
+    context = click.get_current_context(silent=True)
+    return context.info_name if context is not None and context.info_name else "aidentify"
 
 
 def environment_problem(exc: Exception) -> str | None:
