@@ -13,6 +13,7 @@ same :class:`~aidentify.errors.ExtraMissing`, which the CLI prints as
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from aidentify.errors import ExtraMissing
@@ -51,3 +52,17 @@ def import_extra(module: str) -> ModuleType:
         if missing is None:
             raise
         raise missing from None
+
+
+def require_extra(module: str) -> None:
+    """Raise :class:`ExtraMissing` now when ``module`` (a key of :data:`EXTRA_MODULES`) is not installed.
+
+    Finds it without importing it (TensorFlow takes 5-10 s), so a command can say
+    what to install before it checks its inputs.
+    """
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules (None), as Python allows
+        found = False
+    if not found:
+        raise ExtraMissing(*EXTRA_MODULES[module])

@@ -99,7 +99,7 @@ def import_tensorflow() -> Any:
     (``pip install aidentify`` leaves it out; the ``train`` extra brings it).
     """
     level = tensorflow_log_level()
-    if "tensorflow" in sys.modules:
+    if sys.modules.get("tensorflow") is not None:
         return sys.modules["tensorflow"]
     from aidentify.extras import import_extra
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperCommand, TyperOption
 
@@ -103,19 +103,27 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# The subcommand being run ("train"), for messages that name it; set by the app's callback.
+_running = {"command": "aidentify"}
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Facial-emotion recognition: datasets -> clean face crops -> trained model -> live overlay."""
+    _running["command"] = ctx.invoked_subcommand or "aidentify"
 
 
 def run_guarded(verbose: bool, work: Callable[[], T]) -> T:
     """Run a command body; turn our errors into one line and exit code 1.
 
-    Ctrl-C exits with 130 and a hint that stages resume; anything unexpected
-    is one line too, unless ``--verbose`` asks for the traceback.
+    Ctrl-C exits with 130 and a hint that stages resume; a package of the
+    ``train`` extra that is not installed is one line naming the command and the
+    extra (:class:`~aidentify.errors.ExtraMissing`); anything unexpected is one
+    line too, unless ``--verbose`` asks for the traceback.
     """
     try:
         try:
@@ -128,8 +136,8 @@ def run_guarded(verbose: bool, work: Callable[[], T]) -> T:
     except ExtraMissing as exc:  # one line that names the command: "train needs TensorFlow: pip install ..."
         if verbose:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc.for_command(command_name())}", highlight=False,
-                          soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(exc.for_command(_running['command']))}",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except AidentifyError as exc:
         if verbose:
@@ -149,12 +157,6 @@ def run_guarded(verbose: bool, work: Callable[[], T]) -> T:
                                 "(run again with --verbose for the traceback)")
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-
-
-def command_name() -> str:
-    """The running subcommand's name (``train``), from Click's context; ``aidentify`` outside one."""
-    context = click.get_current_context(silent=True)
-    return context.info_name if context is not None and context.info_name else "aidentify"
 
 
 def environment_problem(exc: Exception) -> str | None:

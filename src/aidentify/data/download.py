@@ -15,7 +15,6 @@ complete, so an interrupted or failed download never replaces good data.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -32,7 +31,7 @@ from aidentify.data.manifest import MANIFEST_NAME, NO_SPLIT, relative_path, writ
 from aidentify.data.network import network_failure
 from aidentify.data.sources import index_dataset
 from aidentify.errors import ConfigError, CredentialsError, DataError, DownloadError, ExtraMissing
-from aidentify.extras import EXTRA_MODULES, import_extra
+from aidentify.extras import import_extra, require_extra
 from aidentify.files import atomic_write_text, fresh_partial_dir, sha256_file
 from aidentify.processes import lock_output_folder
 from aidentify.progress import ProgressFn, no_progress
@@ -278,8 +277,7 @@ def check_kaggle_json() -> None:
 
 def _kaggle_api(name: str = "NAME") -> Any:
     """An authenticated ``KaggleApi``; imported here so only `download` pays for it."""
-    if importlib.util.find_spec("kaggle") is None:  # before credentials: those are no use without it
-        raise ExtraMissing(*EXTRA_MODULES["kaggle"])
+    require_extra("kaggle")  # before credentials: those are no use without it
     if kaggle_credentials_source() is None:
         raise CredentialsError(f"no Kaggle credentials found; {CREDENTIALS_HELP}")
     check_kaggle_json()
