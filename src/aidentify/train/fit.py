@@ -25,7 +25,6 @@ from typing import Any
 from aidentify.config import TrainCommon, dump_config
 from aidentify.data.images import worker_count
 from aidentify.errors import ConfigError, DataError
-from aidentify.extras import require_extra
 from aidentify.files import atomic_write_text, sha256_file
 from aidentify.inference.modelfile import save_model
 from aidentify.native_logs import import_tensorflow
@@ -135,11 +134,7 @@ def _faces_settings(data_dir: Path) -> dict[str, Any]:
 
 
 def train(config: TrainCommon, events: TrainEvents | None = None, resume: Path | None = None) -> TrainResult:
-    """Train ``config.model``; see the module docstring for what a run leaves behind.
-
-    Raises ``ExtraMissing`` first of all when TensorFlow is not installed (the ``train`` extra).
-    """
-    require_extra("tensorflow")
+    """Train ``config.model``; see the module docstring for what a run leaves behind."""
     events = events or TrainEvents()
     if resume is not None:
         with run_lock(Path(resume)):
