@@ -24,11 +24,10 @@ help:            ## list targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/python -m aidentify.faces.mtcnn_convert >/dev/null
+	$(BIN)/pip install --quiet -e '.[dev,train,cluster]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install aidentify with its dev extra
+install: $(STAMP) ## create .venv: the full developer install (aidentify with its dev and train extras)
 
 test: $(STAMP)   ## run the default (fast) test suite
 	$(BIN)/python -m pytest

@@ -102,28 +102,11 @@ def astronaut_bgr() -> np.ndarray:
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
-@pytest.fixture(scope="session")
-def aidentify_cache(tmp_path_factory) -> Path:
-    """A cache folder of this test session (MTCNN's converted networks), empty at first."""
-    return tmp_path_factory.mktemp("aidentify-cache")
-
-
-@pytest.fixture(scope="session")
-def mtcnn_converted(aidentify_cache) -> Path:
-    """MTCNN's networks converted once into the session's cache (imports TensorFlow in this process)."""
-    from aidentify.faces.mtcnn_convert import ensure_converted
-
-    os.environ["AIDENTIFY_CACHE"] = str(aidentify_cache)
-    ensure_converted()
-    return aidentify_cache
-
-
 @pytest.fixture(autouse=True)
-def _no_kaggle_credentials(monkeypatch, tmp_path_factory, aidentify_cache):
+def _no_kaggle_credentials(monkeypatch, tmp_path_factory):
     """Tests never see the developer's Kaggle credentials (or reach Kaggle), nor the developer's caches."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("AIDENTIFY_CACHE", str(aidentify_cache))
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
         monkeypatch.delenv(name, raising=False)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

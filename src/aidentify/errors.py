@@ -32,3 +32,21 @@ class CredentialsError(DownloadError):
 
 class StageInputMissing(DataError):
     """A stage was started before the stage it reads from has produced output."""
+
+
+class ExtraMissing(AidentifyError):
+    """A command needs a package of an optional extra that is not installed (``pip install 'aidentify[train]'``).
+
+    ``package`` is what the user knows it as (``TensorFlow``, ``Kaggle``), ``extra``
+    the extra that brings it. :meth:`for_command` names the command that needs it,
+    which only the CLI knows.
+    """
+
+    def __init__(self, package: str, extra: str):
+        self.package = package
+        self.extra = extra
+        super().__init__(f"{package} is not installed: pip install 'aidentify[{extra}]'")
+
+    def for_command(self, command: str) -> str:
+        """The one line for ``command``: ``train needs TensorFlow: pip install 'aidentify[train]'``."""
+        return f"{command} needs {self.package}: pip install 'aidentify[{self.extra}]'"

@@ -109,14 +109,17 @@ def import_tensorflow() -> Any:
     """Import TensorFlow and Keras once, showing only the start-up lines the log level allows.
 
     Also looks for GPUs inside the filter, since CUDA's set-up logs on first use.
-    Call it before any other TensorFlow import on a command's path.
+    Call it before any other TensorFlow import on a command's path. Raises
+    :class:`~aidentify.errors.ExtraMissing` when TensorFlow is not installed
+    (``pip install aidentify`` leaves it out; the ``train`` extra brings it).
     """
     level = tensorflow_log_level()
-    if "tensorflow" in sys.modules:
+    if sys.modules.get("tensorflow") is not None:
         return sys.modules["tensorflow"]
-    with native_stderr_filtered(lambda line: tensorflow_line_shown(line, level)):
-        import keras  # noqa: F401  (its backend import is part of the start-up)
-        import tensorflow as tf
+    from aidentify.extras import import_extra
 
+    with native_stderr_filtered(lambda line: tensorflow_line_shown(line, level)):
+        import_extra("keras")  # its backend import is part of the start-up
+        tf = import_extra("tensorflow")
         tf.config.list_physical_devices("GPU")
     return tf

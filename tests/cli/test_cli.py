@@ -103,8 +103,7 @@ def test_version():
     assert result.exit_code == 0 and "aidentify" in result.output
 
 
-def test_help_data_stages_and_live_with_a_tflite_model_never_import_tensorflow(tmp_path, ferplus_archive,
-                                                                             mtcnn_converted):
+def test_help_data_stages_and_live_with_a_tflite_model_never_import_tensorflow(tmp_path, ferplus_archive):
     script = textwrap.dedent(f"""
         import os, sys
         os.chdir({str(tmp_path)!r})

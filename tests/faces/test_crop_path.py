@@ -40,7 +40,7 @@ def lfw_faces(count: int, side: int = 48) -> list[np.ndarray]:
             for f in faces]
 
 
-def test_every_backend_box_becomes_the_same_reference_box(astronaut_bgr, mtcnn_converted):
+def test_every_backend_box_becomes_the_same_reference_box(astronaut_bgr):
     """Raw boxes of one face differ by backend; their reference boxes agree (one crop whatever found it)."""
     raw, reference = {}, {}
     for name in ("haar", "blazeface", "mtcnn"):
@@ -63,7 +63,7 @@ def test_a_legacy_haar_margin_keeps_its_crop_size():
     assert side == pytest.approx(80 * 1.4)
 
 
-def test_cut_face_modes_on_a_real_photo(astronaut_bgr, mtcnn_converted):
+def test_cut_face_modes_on_a_real_photo(astronaut_bgr):
     detector = make_detector(FaceDetection())
     cut = cut_face(astronaut_bgr, detector, "always", 0.2, 48)
     assert cut.outcome == "face" and cut.crop.shape == (48, 48)
@@ -74,7 +74,7 @@ def test_cut_face_modes_on_a_real_photo(astronaut_bgr, mtcnn_converted):
     assert cut_face(sky, None, "never", 0.2, 48).outcome == "whole"
 
 
-def test_small_images_are_face_crops_and_are_used_whole_when_asked(mtcnn_converted):
+def test_small_images_are_face_crops_and_are_used_whole_when_asked():
     detector = make_detector(FaceDetection())
     crop = cv2.cvtColor(lfw_faces(1)[0], cv2.COLOR_GRAY2BGR)
     assert max(crop.shape[:2]) <= FACE_CROP_MAX_SIDE
@@ -92,7 +92,7 @@ def test_evaluate_scores_every_image_of_a_48px_crop_folder(tmp_path):
     assert result.metrics["excluded"] == {}
 
 
-def test_prepare_with_the_default_detector_crops_the_real_face(workdir, astronaut_bgr, mtcnn_converted):
+def test_prepare_with_the_default_detector_crops_the_real_face(workdir, astronaut_bgr):
     write_image(workdir / "src" / "happy" / "astronaut.png", astronaut_bgr)
     download(DownloadConfig(), "photos", from_path=workdir / "src")
     clean(CleanConfig(workers=1, splits={"val_fraction": 0, "test_fraction": 0}))
@@ -109,7 +109,7 @@ def test_prepare_with_the_default_detector_crops_the_real_face(workdir, astronau
     assert np.abs(live_crop.astype(int) - written).max() <= 1
 
 
-def test_a_285_px_face_in_a_12_megapixel_photo_is_found_by_live(astronaut_bgr, mtcnn_converted):
+def test_a_285_px_face_in_a_12_megapixel_photo_is_found_by_live(astronaut_bgr):
     """The seed shrank every frame to 320 px wide with a 24 px minimum face: this face became 23 px and was lost."""
     x, y, w, h = (int(v) for v in ASTRONAUT_FACE)
     head = astronaut_bgr[max(0, y - 60):y + h + 60, max(0, x - 50):x + w + 50]
@@ -126,7 +126,7 @@ def test_a_285_px_face_in_a_12_megapixel_photo_is_found_by_live(astronaut_bgr, m
 
 
 @pytest.mark.parametrize("angle", [-25.0, 0.0, 20.0])
-def test_aligned_crops_level_the_eyes_of_a_turned_face(astronaut_bgr, angle, mtcnn_converted):
+def test_aligned_crops_level_the_eyes_of_a_turned_face(astronaut_bgr, angle):
     centre = (ASTRONAUT_FACE[0] + ASTRONAUT_FACE[2] / 2, ASTRONAUT_FACE[1] + ASTRONAUT_FACE[3] / 2)
     rotation = cv2.getRotationMatrix2D(centre, angle, 1.0)
     turned = cv2.warpAffine(astronaut_bgr, rotation, (512, 512), borderMode=cv2.BORDER_REPLICATE)

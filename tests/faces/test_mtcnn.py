@@ -1,6 +1,6 @@
 """The MTCNN backend on LiteRT against the mtcnn package it is converted from, on real photos.
 
-The networks are converted once per test session into a temporary cache. The
+The networks are the shipped ``.tflite`` files (assets/detectors/mtcnn). The
 package's own TensorFlow pipeline (``mtcnn.MTCNN().detect_faces``) is the
 reference for boxes and scores; a hand-marked box checks we find the face and
 not just the package's answer. Photos: scikit-image's astronaut (one face),
@@ -10,9 +10,7 @@ launch photo), coffee and the cat (no face).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
+import hashlib
 import subprocess
 import sys
 import textwrap
@@ -24,12 +22,13 @@ import pytest
 import conftest
 
 from aidentify.config import FaceDetectorSettings, MtcnnSettings
+from aidentify.errors import DataError
 from aidentify.faces.boxes import iou_matrix
 from aidentify.faces.detector import MTCNN_KEYPOINTS, make_detector
 from aidentify.faces.mtcnn import (CELL, MtcnnDetector, crop_and_resize, grid_boxes, normalized, place_keypoints,
                                    pyramid_scales, regressed, squared, tile_origins)
-from aidentify.faces.mtcnn_convert import (NETWORKS, build_network, ensure_converted, weight_files,
-                                           weights_key)
+from aidentify.faces.mtcnn_convert import NETWORKS, build_network, convert_network, weight_files
+from aidentify.faces.shipped import DETECTORS_DIR, provenance, shipped_file
 
 # The astronaut's face, marked by hand on the 512 x 512 photo: cheek to cheek, hairline to chin.
 ASTRONAUT_FACE = np.array(conftest.ASTRONAUT_FACE)
@@ -69,18 +68,25 @@ def group_photo() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def converted(tmp_path_factory):
-    """``(cache root, {network: .tflite path}, what the conversion printed on stderr)``, converted once."""
-    root = tmp_path_factory.mktemp("aidentify-cache")
-    printed = io.StringIO()
-    with contextlib.redirect_stderr(printed):
-        paths = ensure_converted(root / "mtcnn")
-    return root, paths, printed.getvalue()
+def detector() -> MtcnnDetector:
+    return MtcnnDetector(MtcnnSettings(), min_face=20)
 
 
-@pytest.fixture(scope="session")
-def detector(converted) -> MtcnnDetector:
-    return MtcnnDetector(MtcnnSettings(), min_face=20, cache=converted[0] / "mtcnn")
+def shipped_networks() -> dict:
+    return {name: shipped_file("mtcnn", f"{name}.tflite") for name in NETWORKS}
+
+
+def litert_outputs(flatbuffer: bytes, batch: np.ndarray) -> list[np.ndarray]:
+    """A network's outputs on ``batch`` with LiteRT, sorted by last dimension."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    interpreter.resize_tensor_input(0, list(batch.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+    interpreter.invoke()
+    return sorted((interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()),
+                  key=lambda t: t.shape[-1])
 
 
 @pytest.fixture(scope="session")
@@ -98,36 +104,20 @@ def package_faces(package, image_bgr: np.ndarray) -> list[dict]:
     return package.detect_faces(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
 
 
-# ---------------------------------------------------------------- conversion and cache
-def test_conversion_says_so_once_and_is_cached(converted, capsys):
-    root, paths, printed = converted
-    folder = paths["pnet"].parent
-    assert printed.count("converting MTCNN's networks to LiteRT once, into") == 1
-    assert str(folder) in printed
-    assert folder.name == weights_key(weight_files())[:32]
-    stamps = {name: path.stat().st_mtime_ns for name, path in paths.items()}
-    assert ensure_converted(root / "mtcnn") == paths
-    assert capsys.readouterr().err == ""
-    assert {name: path.stat().st_mtime_ns for name, path in paths.items()} == stamps
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.tflite" for name in NETWORKS)
+# ---------------------------------------------------------------- the shipped networks
+def test_shipped_networks_are_the_recorded_conversion_of_the_installed_weights():
+    record = provenance()["mtcnn"]
+    assert record["source"]["package"] == "mtcnn" and record["source"]["version"] == "1.0.0"
+    assert record["licence"]["spdx"] == "MIT"
+    assert "Permission is hereby granted" in (DETECTORS_DIR / record["licence"]["file"]).read_text()
+    weights = weight_files()
+    for name, path in shipped_networks().items():
+        entry = record["files"][path.name]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], name
+        assert hashlib.sha256(weights[name].read_bytes()).hexdigest() == entry["from_sha256"], name
 
 
-def test_cache_key_changes_with_the_weights(tmp_path):
-    files = weight_files()
-    copies = {}
-    for name, path in files.items():
-        copies[name] = tmp_path / path.name
-        copies[name].write_bytes(path.read_bytes())
-    assert weights_key(copies) == weights_key(files)
-    changed = bytearray(copies["onet"].read_bytes())
-    changed[-1] ^= 1
-    copies["onet"].write_bytes(bytes(changed))
-    assert weights_key(copies) != weights_key(files)
-
-
-def test_litert_networks_compute_what_the_package_networks_compute(converted):
-    from ai_edge_litert.interpreter import Interpreter
-
+def test_litert_networks_compute_what_the_package_networks_compute():
     photo = astronaut_photo()
     rgb = cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)
     boxes = np.array([[182.0, 64.0, 265.0, 171.0], [0.0, 0.0, 200.0, 150.0], [300.0, 300.0, 420.0, 420.0]])
@@ -136,38 +126,44 @@ def test_litert_networks_compute_what_the_package_networks_compute(converted):
               "onet": [normalized(crop_and_resize(rgb, boxes, 48))]}
     for name, batches in inputs.items():
         network = build_network(name, weight_files()[name])
+        flatbuffer = shipped_networks()[name].read_bytes()
         for batch in batches:
             expected = sorted((np.asarray(t) for t in network(batch)), key=lambda t: t.shape[-1])
-            interpreter = Interpreter(model_path=str(converted[1][name]))
-            interpreter.resize_tensor_input(0, list(batch.shape))
-            interpreter.allocate_tensors()
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
-            interpreter.invoke()
-            got = sorted((interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()),
-                         key=lambda t: t.shape[-1])
+            got = litert_outputs(flatbuffer, batch)
             assert [g.shape for g in got] == [e.shape for e in expected], name
             for g, e in zip(got, expected):
                 np.testing.assert_allclose(g, e, atol=2e-5, err_msg=name)
 
 
-def test_no_tensorflow_at_run_time(converted):
+def test_converting_again_gives_the_shipped_network():
+    """What scripts/ship_detectors.py runs, on P-Net (the smallest): the same outputs as the shipped file."""
+    batch = normalized(cv2.resize(cv2.cvtColor(astronaut_photo(), cv2.COLOR_BGR2RGB), (120, 96))[None])
+    again = litert_outputs(convert_network("pnet", weight_files()["pnet"]), batch)
+    shipped = litert_outputs(shipped_networks()["pnet"].read_bytes(), batch)
+    for a, b in zip(again, shipped):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_no_tensorflow_at_run_time():
     script = textwrap.dedent("""
         import sys
         import cv2
         from skimage import data
         from aidentify.faces.mtcnn import MtcnnDetector
         faces = MtcnnDetector().detect(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-        print(len(faces), "tensorflow" in sys.modules, "keras" in sys.modules)
+        print(len(faces), "tensorflow" in sys.modules, "keras" in sys.modules, "mtcnn" in sys.modules)
     """)
-    env = {**os.environ, "AIDENTIFY_CACHE": str(converted[0])}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "False", "False"]
-    assert "converting" not in done.stderr
+    assert done.stdout.split() == ["1", "False", "False", "False"]
 
 
-def test_factory_builds_the_mtcnn_backend(converted, monkeypatch):
-    monkeypatch.setenv("AIDENTIFY_CACHE", str(converted[0]))
+def test_missing_network_file_is_one_clear_error(tmp_path):
+    with pytest.raises(DataError, match="cannot read the MTCNN network .*pnet.tflite"):
+        MtcnnDetector(MtcnnSettings(), networks=tmp_path)
+
+
+def test_factory_builds_the_mtcnn_backend():
     detector = make_detector(FaceDetectorSettings(detector="mtcnn"))
     assert isinstance(detector, MtcnnDetector) and detector.name == "mtcnn"
 
@@ -262,7 +258,7 @@ def test_photos_without_a_face(detector, photo):
     assert not (faces.scores >= 0.9).any(), faces.scores
 
 
-def test_large_photo_is_shrunk_and_its_boxes_mapped_back(converted):
+def test_large_photo_is_shrunk_and_its_boxes_mapped_back():
     from skimage import data
 
     photo = cv2.resize(cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR), (4032, 3024))
@@ -270,7 +266,7 @@ def test_large_photo_is_shrunk_and_its_boxes_mapped_back(converted):
     head = cv2.resize(astronaut_photo()[24:224, 130:330], (side, side), interpolation=cv2.INTER_CUBIC)
     photo[1200:1200 + side, 2500:2500 + side] = head
     expected = (ASTRONAUT_FACE - [130, 24, 0, 0]) * side / 200 + [2500, 1200, 0, 0]
-    detector = MtcnnDetector(MtcnnSettings(), min_face=20, max_megapixels=1.0, cache=converted[0] / "mtcnn")
+    detector = MtcnnDetector(MtcnnSettings(), min_face=20, max_megapixels=1.0)
     faces = detector.detect(photo)
     assert len(faces) == 1
     assert iou_matrix(faces.boxes, expected[None])[0, 0] >= 0.5

@@ -20,7 +20,7 @@ from aidentify.serve.app import create_app
 
 
 @pytest.fixture(scope="module")
-def client(mtcnn_converted, tmp_path_factory):
+def client(tmp_path_factory):
     """The app with the shipped model and two more models whose files share a stem (names made unique)."""
     folder = tmp_path_factory.mktemp("models")
     for sub in ("a", "b"):

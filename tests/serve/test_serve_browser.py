@@ -53,7 +53,7 @@ def get_json(port: int, path: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, mtcnn_converted):
+def server(tmp_path_factory):
     """`python -m aidentify serve --source demo.avi` in a subprocess; yields its base URL."""
     require_chromium()
     folder = tmp_path_factory.mktemp("serve-e2e")

@@ -48,7 +48,7 @@ def test_any_address_is_warned_about_and_a_busy_port_is_one_line(workdir):
     one_line_error(result, f"port {port}", "in use")
 
 
-def test_serving_never_imports_tensorflow(mtcnn_converted, tmp_path):
+def test_serving_never_imports_tensorflow(tmp_path):
     """The server process and its workers, through a photo, a WebSocket session and a stream."""
     script = textwrap.dedent(f"""
         import sys
@@ -111,7 +111,7 @@ def test_ctrl_c_and_sigterm_stop_the_server_the_same_way(signum, tmp_path):
     assert "Traceback" not in err, err[-2000:]
 
 
-def test_a_model_only_the_worker_can_refuse_is_the_same_one_line_as_live(mtcnn_converted, tmp_path):
+def test_a_model_only_the_worker_can_refuse_is_the_same_one_line_as_live(tmp_path):
     """Metadata that reads fine (input_size 48) on a 64 px network: LiteRT refuses it when a worker loads it."""
     import aidentify
     from aidentify.inference.modelfile import default_model_path, embed_tflite_metadata, read_tflite_metadata

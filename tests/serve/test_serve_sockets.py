@@ -26,7 +26,7 @@ STALL_KINDS = ("nothing", "half head", "head, no body", "half body")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, mtcnn_converted):
+def server(tmp_path_factory):
     """`python -m aidentify serve` with short deadlines; yields (port, path of its log)."""
     import aidentify
 

@@ -14,11 +14,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperCommand, TyperOption
 
 from aidentify import __version__
-from aidentify.errors import AidentifyError
+from aidentify.errors import AidentifyError, ExtraMissing
+from aidentify.extras import missing_extra
 from aidentify.files import not_utf8_message, os_error_cause
 
 class OneValueCommand(TyperCommand):
@@ -110,22 +112,42 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# The subcommand being run ("train"), for messages that name it; set by the app's callback.
+_running = {"command": "aidentify"}
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Facial-emotion recognition: datasets -> clean face crops -> trained model -> live overlay."""
+    _running["command"] = ctx.invoked_subcommand or "aidentify"
 
 
 def run_guarded(verbose: bool, work: Callable[[], T]) -> T:
     """Run a command body; turn our errors into one line and exit code 1.
 
-    Ctrl-C exits with 130 and a hint that stages resume; anything unexpected
-    is one line too, unless ``--verbose`` asks for the traceback.
+    Ctrl-C exits with 130 and a hint that stages resume; a package of the
+    ``train`` extra that is not installed is one line naming the command and the
+    extra (:class:`~aidentify.errors.ExtraMissing`); anything unexpected is one
+    line too, unless ``--verbose`` asks for the traceback.
     """
     try:
-        return work()
+        try:
+            return work()
+        except ImportError as exc:  # a lazy import of the train extra not made through import_extra
+            missing = missing_extra(exc)
+            if missing is None:
+                raise
+            raise missing from None
+    except ExtraMissing as exc:  # one line that names the command: "train needs TensorFlow: pip install ..."
+        if verbose:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {escape(exc.for_command(_running['command']))}",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except AidentifyError as exc:
         if verbose:
             traceback.print_exc()

@@ -22,6 +22,7 @@ from aidentify.cli.app import (
     say_config,
 )
 from aidentify.config import TRAIN_CONFIGS, AverageConfig, EvaluateConfig, load_config
+from aidentify.extras import require_extra
 
 ResumeOption = Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run folder (its own config is used).",
                                                    show_default=False)]
@@ -43,6 +44,7 @@ def _train(model: str, config: Path | None, set_: list[str] | None, resume: Path
         raise typer.Exit(1)
 
     def work() -> None:
+        require_extra("tensorflow")  # said before the config and the data are checked
         cfg, origin = load_config(TRAIN_CONFIGS[model], config, set_, {"name": name, "epochs": epochs},
                                   stage=f"train_{model}")
         if resume is None:

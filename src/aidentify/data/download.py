@@ -30,7 +30,8 @@ from aidentify.data.archive import extract_archive, is_archive
 from aidentify.data.manifest import MANIFEST_NAME, NO_SPLIT, relative_path, write_manifest
 from aidentify.data.network import network_failure
 from aidentify.data.sources import index_dataset
-from aidentify.errors import ConfigError, CredentialsError, DataError, DownloadError
+from aidentify.errors import ConfigError, CredentialsError, DataError, DownloadError, ExtraMissing
+from aidentify.extras import import_extra, require_extra
 from aidentify.files import atomic_write_text, fresh_partial_dir, sha256_file
 from aidentify.processes import lock_output_folder
 from aidentify.progress import ProgressFn, no_progress
@@ -276,18 +277,17 @@ def check_kaggle_json() -> None:
 
 def _kaggle_api(name: str = "NAME") -> Any:
     """An authenticated ``KaggleApi``; imported here so only `download` pays for it."""
+    require_extra("kaggle")  # before credentials: those are no use without it
     if kaggle_credentials_source() is None:
         raise CredentialsError(f"no Kaggle credentials found; {CREDENTIALS_HELP}")
     check_kaggle_json()
     chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            from kaggle.api.kaggle_api_extended import KaggleApi
-
-            api = KaggleApi()
+            api = import_extra("kaggle.api.kaggle_api_extended").KaggleApi()
             api.authenticate()
-    except ImportError:
-        raise DownloadError("the kaggle package is missing; run `make install`") from None
+    except ExtraMissing:
+        raise
     except (SystemExit, Exception) as exc:  # the client exits(1) on bad credentials
         if network_failure(exc) is not None:  # an access token is checked online
             raise _unreachable(name, exc) from None

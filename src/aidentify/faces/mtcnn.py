@@ -14,8 +14,9 @@ exact box arithmetic of the ``mtcnn`` 1.0.0 package whose weights we run:
 3. output: 48 x 48 cuts, O-Net rescores (``thresholds[2]``), regresses and
    places five keypoints; NMS 0.7 on intersection over the smaller box.
 
-The networks are the package's, converted once to ``.tflite`` by
-:mod:`aidentify.faces.mtcnn_convert`; nothing here imports TensorFlow. Where we
+The networks are the package's, converted to ``.tflite`` by
+:mod:`aidentify.faces.mtcnn_convert` and shipped in ``aidentify/assets/detectors/mtcnn/``
+(provenance in ``detectors.json``); nothing here imports TensorFlow. Where we
 differ from the package (boxes stay within IoU 0.85 of its on our test photos):
 
 - NMS is the usual greedy one; the package drops every box that overlaps any
@@ -39,7 +40,7 @@ import numpy as np
 from aidentify.errors import DataError
 from aidentify.faces.boxes import clip_boxes
 from aidentify.faces.found import MTCNN_KEYPOINTS, Faces
-from aidentify.faces.mtcnn_convert import ensure_converted
+from aidentify.faces.shipped import shipped_file
 from aidentify.native_logs import native_stderr_silenced
 
 CELL, STRIDE = 12, 2  # P-Net's window and step, pixels of a pyramid level
@@ -64,7 +65,10 @@ class LiteNet:
 
     def __init__(self, path: Path, threads: int, cache_elements: int):
         self.path = Path(path)
-        self.model = self.path.read_bytes()
+        try:
+            self.model = self.path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read the MTCNN network {self.path}: {exc.strerror}") from None
         self.threads = threads
         self.cache_elements = cache_elements
         self._interpreters: OrderedDict[tuple[int, ...], object] = OrderedDict()
@@ -81,7 +85,7 @@ class LiteNet:
                 interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(shape))
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise DataError(f"{self.path} cannot run on LiteRT: {exc}; delete the file to convert it again") from None
+            raise DataError(f"{self.path} cannot run on LiteRT: {exc}") from None
         self._interpreters[shape] = interpreter
         while len(self._interpreters) > 1 and sum(math.prod(s) for s in self._interpreters) > self.cache_elements:
             self._interpreters.popitem(last=False)
@@ -270,15 +274,15 @@ class MtcnnDetector:
     the three stages, pyramid ``scale_factor``, LiteRT ``threads``); ``min_face``
     is the smallest face side sought, in input-image pixels; images over
     ``max_megapixels`` are shrunk first (the smallest face found then grows with
-    the photo). ``cache`` overrides the converted networks' folder. The first
-    detector on a machine converts the networks (TensorFlow, about 20 s, once).
-    Keypoints follow ``MTCNN_KEYPOINTS``. Raises ``DataError`` when the mtcnn
-    package's weights are missing.
+    the photo). ``networks`` is a folder of ``{pnet,rnet,onet}.tflite`` to run
+    instead of the shipped ones. Keypoints follow ``MTCNN_KEYPOINTS``. Raises
+    ``DataError`` when a network file is missing or cannot run.
     """
 
     name = "mtcnn"
 
-    def __init__(self, settings=None, min_face: int = 20, max_megapixels: float = 4.0, cache: Path | None = None):
+    def __init__(self, settings=None, min_face: int = 20, max_megapixels: float = 4.0,
+                 networks: Path | None = None):
         if settings is None:
             from aidentify.config import MtcnnSettings
 
@@ -287,7 +291,8 @@ class MtcnnDetector:
         self.scale_factor = float(settings.scale_factor)
         self.min_face = float(min_face)
         self.max_megapixels = float(max_megapixels)
-        paths = ensure_converted(cache)
+        paths = {name: Path(networks) / f"{name}.tflite" if networks else shipped_file("mtcnn", f"{name}.tflite")
+                 for name in ("pnet", "rnet", "onet")}
         self.pnet = LiteNet(paths["pnet"], settings.threads, PNET_CACHE_PIXELS * 3)
         self.rnet = LiteNet(paths["rnet"], settings.threads, 2 * RNET_BATCH * 24 * 24 * 3)
         self.onet = LiteNet(paths["onet"], settings.threads, 2 * ONET_BATCH * 48 * 48 * 3)

@@ -1,17 +1,13 @@
-"""MTCNN's three networks as LiteRT flatbuffers: found in the ``mtcnn`` wheel, converted once, cached.
+"""MTCNN's three networks converted to LiteRT flatbuffers: how the shipped files were made.
 
 The ``mtcnn`` package (1.0.0, MIT, Iván de Paz Centeno) ships the P-, R- and
 O-Net weights of Zhang et al. (2016) as joblib/lz4 lists of numpy arrays in
 ``mtcnn/assets/weights/{pnet,rnet,onet}.lz4`` and runs them on TensorFlow.
-Importing that package imports TensorFlow (5-10 s), so the detector never does:
-:func:`weight_files` finds the files from the package's import spec without
-executing it, and :func:`ensure_converted` builds the package's own Keras
-networks, loads the weights and converts them with ``TFLiteConverter`` once.
-The ``.tflite`` files go to ``$AIDENTIFY_CACHE/mtcnn/<key>/`` (else
-``$XDG_CACHE_HOME/aidentify/mtcnn`` or ``~/.cache/aidentify/mtcnn``), where
-``<key>`` is the SHA-256 of the three weight files plus :data:`FORMAT`, so a
-changed wheel (or a changed conversion) converts again. Later runs only read
-the files: no TensorFlow at run time.
+:func:`convert_network` builds the package's own Keras networks, loads those
+weights and converts them with ``TFLiteConverter``. ``scripts/ship_detectors.py``
+runs it (in the full install: TensorFlow and ``mtcnn`` come with the ``train``
+extra) and writes the results into ``aidentify/assets/detectors/mtcnn/``, which
+is all the detector reads at run time: no TensorFlow, no ``mtcnn`` package.
 
 Network inputs are ``float32`` NHWC RGB images scaled ``(x - 127.5) / 128``;
 P-Net takes any height and width (``-1`` in the flatbuffer: resize the input
@@ -22,117 +18,46 @@ with any batch ``N``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import io
-import os
-import sys
 from pathlib import Path
 
-from aidentify.errors import DataError
+from aidentify.errors import ExtraMissing
+from aidentify.extras import EXTRA_MODULES
 
 NETWORKS = ("pnet", "rnet", "onet")
 # Input shape each network is converted with (None = any size, resized at run time).
 INPUT_SHAPES = {"pnet": (None, None, None, 3), "rnet": (None, 24, 24, 3), "onet": (None, 48, 48, 3)}
-FORMAT = "litert-float32-v1"  # bump when the conversion changes, so caches convert again
-CONVERT_SECONDS = 15  # a conversion on our 2-core machines: 7-10 s with TensorFlow warm, more when cold
-
-
-def package_folder() -> Path:
-    """The installed ``mtcnn`` package's folder, found without importing it (which imports TensorFlow).
-
-    Raises ``DataError`` when the package is not installed.
-    """
-    spec = importlib.util.find_spec("mtcnn")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the mtcnn detector needs the mtcnn package's weights: pip install 'mtcnn==1.0.0'")
-    return Path(list(spec.submodule_search_locations)[0])
+FORMAT = "litert-float32-v1"  # how the conversion is done; recorded in the shipped files' provenance
+WEIGHTS_FOLDER = "mtcnn/assets/weights"  # inside the mtcnn wheel
 
 
 def weight_files() -> dict[str, Path]:
-    """``{"pnet": path, "rnet": path, "onet": path}``: the ``.lz4`` weight files the wheel ships.
+    """``{"pnet": path, "rnet": path, "onet": path}``: the installed ``mtcnn`` package's ``.lz4`` weights.
 
-    Raises ``DataError`` when one is missing (another mtcnn version, a broken install).
+    Found from the package's import spec without importing it (that imports
+    TensorFlow). Raises ``ExtraMissing`` when the package is not installed.
     """
-    folder = package_folder() / "assets" / "weights"
-    files = {name: folder / f"{name}.lz4" for name in NETWORKS}
-    missing = [str(path) for path in files.values() if not path.is_file()]
-    if missing:
-        raise DataError(f"the mtcnn package has no weight file {missing[0]}; "
-                        "reinstall it: pip install --force-reinstall 'mtcnn==1.0.0'")
-    return files
-
-
-def weights_key(files: dict[str, Path]) -> str:
-    """SHA-256 (hex) over the weight files' bytes, in :data:`NETWORKS` order, and :data:`FORMAT`."""
-    digest = hashlib.sha256(FORMAT.encode())
-    for name in NETWORKS:
-        digest.update(files[name].read_bytes())
-    return digest.hexdigest()
-
-
-def cache_root() -> Path:
-    """The folder converted networks live under: ``$AIDENTIFY_CACHE/mtcnn`` or the user's cache."""
-    if os.environ.get("AIDENTIFY_CACHE"):
-        return Path(os.environ["AIDENTIFY_CACHE"]).expanduser() / "mtcnn"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "aidentify" / "mtcnn"
-
-
-def converted_paths(folder: Path) -> dict[str, Path]:
-    """Where each network's ``.tflite`` file is (or will be) inside a cache ``folder``."""
-    return {name: folder / f"{name}.tflite" for name in NETWORKS}
-
-
-def ensure_converted(root: Path | None = None) -> dict[str, Path]:
-    """The three ``.tflite`` files for the installed weights, converting them first if not cached.
-
-    ``root`` defaults to :func:`cache_root`. Converting imports TensorFlow and
-    takes about :data:`CONVERT_SECONDS` s; it prints one line on stderr first.
-    Each file is written under a temporary name and renamed into place, so an
-    interrupted or concurrent conversion never leaves a partial file behind.
-    Raises ``DataError`` when the weights are missing or the folder cannot be written.
-    """
-    files = weight_files()
-    folder = Path(root or cache_root()) / weights_key(files)[:32]
-    paths = converted_paths(folder)
-    if all(path.is_file() for path in paths.values()):
-        return paths
-    print(f"converting MTCNN's networks to LiteRT once, into {folder} (about {CONVERT_SECONDS} s)",
-          file=sys.stderr, flush=True)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, path in paths.items():
-            if not path.is_file():
-                write_atomically(path, convert_network(name, files[name]))
-    except OSError as exc:
-        raise DataError(f"could not write the converted MTCNN networks into {folder}: {exc}; "
-                        "set AIDENTIFY_CACHE to a writable folder") from None
-    return paths
-
-
-def write_atomically(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_bytes(content)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    spec = importlib.util.find_spec("mtcnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ExtraMissing(*EXTRA_MODULES["mtcnn"])
+    folder = Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights"
+    return {name: folder / f"{name}.lz4" for name in NETWORKS}
 
 
 def build_network(name: str, weights_path: Path):
-    """The ``mtcnn`` package's Keras network ``name`` with the weights at ``weights_path`` (imports TensorFlow)."""
-    import joblib
+    """The ``mtcnn`` package's Keras network ``name`` with the weights at ``weights_path``.
 
+    Imports TensorFlow; raises ``ExtraMissing`` without the ``train`` extra.
+    """
+    import joblib  # scikit-learn's dependency: in every install
+
+    from aidentify.extras import import_extra
     from aidentify.native_logs import import_tensorflow
 
     import_tensorflow()
-    from mtcnn.network.onet import ONet
-    from mtcnn.network.pnet import PNet
-    from mtcnn.network.rnet import RNet
-
-    model = {"pnet": PNet, "rnet": RNet, "onet": ONet}[name]()
+    networks = {"pnet": "PNet", "rnet": "RNet", "onet": "ONet"}
+    model = getattr(import_extra(f"mtcnn.network.{name}"), networks[name])()
     model.build()
     model.set_weights(joblib.load(weights_path))
     return model
@@ -153,8 +78,3 @@ def convert_network(name: str, weights_path: Path) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its signature
         return converter.convert()
-
-
-if __name__ == "__main__":  # `make install` converts once, so the first photo needs no TensorFlow
-    for converted in ensure_converted().values():
-        print(converted)
