@@ -28,7 +28,8 @@ from aidentify.files import read_utf8
 
 RESPONDENT_COLUMNS = ("recording", "respondent", "offset_s")
 SEGMENT_COLUMNS = ("name", "start_s", "end_s")
-RESERVED = {"time_s", "face_share", "valence", "expressiveness", "group", "segment", "metric"}
+# epochs.csv's own columns (the class names are checked once the model is known, by the aggregation)
+RESERVED = {"time_s", "face_share", "valence", "expressiveness"}
 # Characters a respondent's name cannot carry into its folder name (path separators, control characters).
 UNSAFE_IN_FOLDER = re.compile(r"[/\\\x00-\x1f]")
 

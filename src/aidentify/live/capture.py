@@ -31,7 +31,7 @@ from aidentify.errors import DataError
 from aidentify.imagefile import (IMAGE_SUFFIXES, TRUNCATED, UNREADABLE, frame_durations, image_frames, probe_image,
                                  read_image)
 from aidentify.live.folder import PHOTO, frames_hint, list_folder
-from aidentify.native_logs import opencv_log_silenced
+from aidentify.native_logs import native_stderr_silenced, opencv_log_silenced
 
 # OpenCV takes a camera index as a C int; above this no system numbers its cameras (V4L2 allows 64,
 # Media Foundation and AVFoundation list fewer), and a larger number is a typo, not a device.
@@ -89,7 +89,10 @@ class VideoFileSource(FrameSource):
 
     def __init__(self, path: Path | str, capture: cv2.VideoCapture | None = None):
         self.name = str(path)
-        self._capture = capture if capture is not None else cv2.VideoCapture(str(path))
+        if capture is None:
+            with native_stderr_silenced():  # FFmpeg's own lines ("moov atom not found"): we say it in one
+                capture = cv2.VideoCapture(str(path))
+        self._capture = capture
         if not self._capture.isOpened():
             self._capture.release()
             raise DataError(f"cannot read video {path}: not a video OpenCV can decode (try .mp4 or .avi)")

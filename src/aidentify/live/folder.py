@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 from aidentify.files import is_junk_name
 from aidentify.imagefile import IMAGE_SUFFIXES, probe_image
-from aidentify.native_logs import opencv_log_silenced
+from aidentify.native_logs import native_stderr_silenced, opencv_log_silenced
 
 NOT_MEDIA = "not an image or video"
 SUBFOLDER = "a folder inside the folder (not read; give it as --source of its own)"
@@ -70,7 +70,8 @@ def frames_hint(file: Path, kind: str) -> int:
     kind_of_image = probe_image(file)
     if kind_of_image is not None:
         return kind_of_image.frames
-    capture = cv2.VideoCapture(str(file))
+    with native_stderr_silenced():
+        capture = cv2.VideoCapture(str(file))
     try:
         return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
     finally:
