@@ -149,3 +149,10 @@ def test_a_yaml_config_not_in_utf8_gets_no_spreadsheet_advice(data, said, tmp_pa
         load_config(CleanConfig, tmp_path / "bad.yaml")
     assert str(err.value) == f"{tmp_path / said}", err.value
     assert "Excel" not in str(err.value)
+
+
+def test_a_span_in_set_is_not_read_as_base_60():
+    from aidentify.config import AnalyzeConfig
+
+    config, _ = load_config(AnalyzeConfig, None, ["baseline=10:20"])
+    assert config.baseline_span == (10.0, 20.0)  # YAML 1.1 alone would give the int 620

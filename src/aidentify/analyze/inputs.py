@@ -199,7 +199,8 @@ def _from_respondents_csv(path: Path, problems: list[str]) -> StudyInputs:
         key = video.resolve()
         if key in first_line:
             problems.append(f"{where}: recording {row['recording']} is also on line {first_line[key]}")
-        first_line.setdefault(key, line)
+            continue
+        first_line[key] = line
         name = row.get("respondent") or video.stem
         if name in names:
             problems.append(f"{where}: respondent {name!r} is also on line {names[name]}")

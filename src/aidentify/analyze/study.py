@@ -124,7 +124,7 @@ def _run_jobs(config: AnalyzeConfig, jobs: list[RecordingJob],
               hooks: Hooks) -> tuple[list[RecordingResult], str]:
     """Run the jobs not finished before on the runner (at most ``capacity`` at once); the results in
     input order and the runner's description ("" when every recording was finished before)."""
-    by_job = {id(job): RecordingResult(_recording_of(job)) for job in jobs}
+    by_job = {job.respondent: RecordingResult(_recording_of(job)) for job in jobs}  # respondents are unique
     pending: deque[RecordingJob] = deque()
     frames_done = 0
     for job in jobs:
@@ -132,7 +132,7 @@ def _run_jobs(config: AnalyzeConfig, jobs: list[RecordingJob],
         if summary is None:
             pending.append(job)
             continue
-        result = by_job[id(job)]
+        result = by_job[job.respondent]
         result.summary, result.reused = summary, True
         frames_done += summary["frames"]
         hooks.finished(result)
@@ -140,7 +140,7 @@ def _run_jobs(config: AnalyzeConfig, jobs: list[RecordingJob],
     runner = ""
     if pending:
         runner = _drive(config, pending, by_job, hooks, frames_done)
-    return [by_job[id(job)] for job in jobs], runner
+    return [by_job[job.respondent] for job in jobs], runner
 
 
 def _drive(config: AnalyzeConfig, pending: deque, by_job: dict, hooks: Hooks, frames_done: int) -> str:
@@ -156,13 +156,12 @@ def _drive(config: AnalyzeConfig, pending: deque, by_job: dict, hooks: Hooks, fr
             for future in [f for f in running if f.done()]:
                 job = running.pop(future)
                 runner.release(future)
-                again = _outcome(future, job, by_job[id(job)], runner, config.retries)
+                result = by_job[job.respondent]
+                again = _outcome(future, job, result, runner, config.retries)
                 if again is not None:
-                    by_job[id(again)] = by_job.pop(id(job))
                     pending.appendleft(again)
-                    hooks.retry(by_job[id(again)].recording, again.attempt)
+                    hooks.retry(result.recording, again.attempt)
                     continue
-                result = by_job[id(job)]
                 frames_done += result.summary["frames"] if result.summary else 0
                 hooks.finished(result)
             live_frames = sum((read_progress(job.folder) or {}).get("frames", 0) for job in running.values())

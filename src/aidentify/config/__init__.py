@@ -13,6 +13,7 @@ key; a test keeps the two identical.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -79,6 +80,7 @@ STAGE_CONFIGS: dict[str, type[StrictModel]] = {
 }
 
 M = TypeVar("M", bound=BaseModel)
+SEXAGESIMAL = re.compile(r"^\s*[-+]?[0-9][0-9_]*(\.[0-9]*)?(:[0-9.]+)+\s*$")  # 10:20 kept as text in --set
 SUGGEST_CUTOFF = 0.6  # difflib similarity an unknown key needs for a "did you mean" (0.5 let 'nosuch' match 'source')
 
 
@@ -152,6 +154,8 @@ def _parse_override(item: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set expects key=value, got {item!r}")
+    if SEXAGESIMAL.match(text):
+        return key, text.strip()  # YAML 1.1 would read 10:20 as 620 (base 60); a span is meant
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:

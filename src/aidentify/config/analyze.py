@@ -17,14 +17,15 @@ def _worker_detection() -> LiveDetection:
     return LiveDetection(mtcnn=MtcnnSettings(threads=1), blazeface=BlazeFaceSettings(threads=1))
 
 
-def parse_span(text: str | None) -> tuple[float, float] | None:
-    """``"0:5"`` -> ``(0.0, 5.0)`` seconds; None or ``""`` -> None. Raises ValueError otherwise."""
+def parse_span(text: str | list[float] | None) -> tuple[float, float] | None:
+    """``"0:5"`` or ``[0, 5]`` -> ``(0.0, 5.0)`` seconds; None or ``""`` -> None. Raises ValueError otherwise."""
     if text is None or str(text).strip() == "":
         return None
-    parts = str(text).split(":")
-    if len(parts) != 2:
-        raise ValueError(f"give START:END in seconds on the stimulus clock, like 0:5, not {text!r}")
-    start, end = (float(p) for p in parts)
+    parts = list(text) if isinstance(text, (list, tuple)) else str(text).split(":")
+    try:
+        start, end = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"give START:END in seconds on the stimulus clock, like 0:5, not {text!r}") from None
     if not end > start:
         raise ValueError(f"the span {text!r} ends before it starts")
     return start, end
@@ -39,7 +40,7 @@ class AnalyzeConfig(StrictModel):
     annotate: bool = False
     epoch_s: float = Field(default=1.0, gt=0.0)
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    baseline: str | None = None
+    baseline: str | list[float] | None = None
     moments_top: int = Field(default=3, ge=0)
     moments_min_change: float = Field(default=0.05, ge=0.0)
     report_respondents: int = Field(default=48, ge=0)
@@ -56,7 +57,7 @@ class AnalyzeConfig(StrictModel):
 
     @field_validator("baseline")
     @classmethod
-    def _span(cls, value: str | None) -> str | None:
+    def _span(cls, value: str | list[float] | None) -> str | list[float] | None:
         parse_span(value)
         return value
 
