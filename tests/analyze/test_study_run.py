@@ -129,3 +129,18 @@ def test_a_changed_setting_redoes_the_recordings(study, tmp_path):
     result = CliRunner().invoke(app, ["analyze", str(data / "p3.avi"), "--out", str(tmp_path / "o"),
                                       "--set", "detect.every=4"])
     assert "done before" not in result.stdout and "done p3" in result.stdout
+
+
+def test_serve_shows_the_finished_study_s_report(study):
+    from fastapi.testclient import TestClient
+
+    from aidentify.config import ServeConfig
+    from aidentify.serve.app import create_app
+
+    out, _ = study
+    with TestClient(create_app(ServeConfig(study=out, workers=1))) as client:
+        page = client.get("/study")
+        assert page.status_code == 200 and page.text == (out / "report.html").read_text(encoding="utf-8")
+    with TestClient(create_app(ServeConfig(study=out / "nowhere", workers=1))) as client:
+        missing = client.get("/study")
+        assert missing.status_code == 404 and "run `aidentify analyze" in missing.json()["error"]

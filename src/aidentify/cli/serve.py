@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,6 +31,9 @@ def serve(
                                                show_default=False)] = None,
     source: Annotated[str | None, typer.Option("--source", help="Also stream this video, image, folder or stream URL at /stream.mjpg.",
                                                show_default=False)] = None,
+    study: Annotated[Path | None, typer.Option("--study", help="Also show this finished study's report "
+                                               "(an `aidentify analyze` --out folder) at /study.",
+                                               show_default=False)] = None,
     config: ConfigOption = None,
     set_: ServeSet = None,
     verbose: VerboseOption = False,
@@ -37,7 +41,8 @@ def serve(
     """Serve the emotion API (/api/predict, /docs) and the browser page with photo, camera and stream views."""
 
     def work() -> None:
-        options = {"host": host, "port": port, "models": model, "camera": camera, "source": source}
+        options = {"host": host, "port": port, "models": model, "camera": camera, "source": source,
+                   "study": study}
         cfg, origin = load_config(ServeConfig, config, set_, options, stage="serve")
         say_config(origin)
         if cfg.camera is not None and cfg.source is not None:
@@ -62,6 +67,8 @@ def serve(
                       f"{service.pool.size} worker processes")
         if server_app.state.feed is not None:
             console.print(f"stream: {escape(server_app.state.feed.name)} at /stream.mjpg")
+        if cfg.study is not None:
+            console.print(f"study: {escape(str(cfg.study))} at /study")
         console.print(f"[bold]serving on http://{shown}:{cfg.port}[/]  (API docs: /docs; Ctrl-C stops)",
                       highlight=False)
         settings = uvicorn_config(server_app, cfg)

@@ -112,6 +112,7 @@ class ServeConfig(StrictModel):
     models: list[Path] = Field(default_factory=list)
     camera: int | None = Field(default=None, ge=0)
     source: str | None = None
+    study: Path | None = None
     backend: Literal["auto", "litert", "keras"] = "auto"
     workers: int = Field(default=0, ge=0)
     threads: int = Field(default=1, ge=1)

@@ -1,4 +1,4 @@
-"""The HTTP routes: the page, ``/api/predict``, ``/api/models``, ``/api/health`` and ``/stream.mjpg``.
+"""The HTTP routes: the page, ``/api/predict``, ``/api/models``, ``/api/health``, ``/stream.mjpg`` and ``/study``.
 
 No route takes a path from a client: models are picked by the names the
 server gave them, and uploads are read into memory, checked and decoded there.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from pathlib import Path
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -175,6 +176,20 @@ async def health(request: Request) -> dict[str, Any]:
     return {"status": "ready", "version": __version__, **service.describe(),
             "stream": feed.describe() if feed is not None else None, "queue": dict(service.pool.queue),
             "uptime_s": round(time.time() - service.started, 1)}
+
+
+@router.get("/study", response_class=HTMLResponse, responses=_errors(404))
+async def study(request: Request) -> HTMLResponse:
+    """The report of the finished study given with ``--study FOLDER`` (its ``report.html``, read anew
+    each time, so a study analysed again shows its new report)."""
+    folder = request.app.state.service.config.study
+    if folder is None:
+        raise ApiError(404, "no study: start the server with --study FOLDER (an `aidentify analyze` --out folder)")
+    try:
+        page = (Path(folder) / "report.html").read_text(encoding="utf-8")
+    except OSError:
+        raise ApiError(404, f"no report in {folder}: run `aidentify analyze ... --out {folder}` first") from None
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/stream.mjpg", responses={200: {"content": {MEDIA_TYPE: {}}}, **_errors(404)})
