@@ -177,7 +177,9 @@ class WorkerPool:
             raise AidentifyError("the server's worker processes failed to start "
                                  "(run `aidentify serve --verbose`; their error is printed above)") from None
         except Exception:  # a worker's own start-up error (see _start_worker), raised here as itself
-            executor.shutdown(wait=False, cancel_futures=True)
+            # wait for the workers to go: left running, they race the interpreter's exit, whose
+            # concurrent.futures hook then prints a traceback under the one error line
+            executor.shutdown(wait=True, cancel_futures=True)
             raise
         self.pids = sorted(pids)
         return executor
