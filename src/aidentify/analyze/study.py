@@ -229,11 +229,18 @@ def _finish(config: AnalyzeConfig, inputs: StudyInputs, stimulus: Path | None, r
         run.written.append(write_report(run.out, respondents=config.report_respondents))
 
 
+def _model_path(config: AnalyzeConfig) -> Path:
+    """The model file the workers load (the shipped one when ``model`` is null)."""
+    from aidentify.inference.modelfile import resolve_model_path
+
+    return resolve_model_path(config.model)
+
+
 def _classes(config: AnalyzeConfig) -> list[str]:
     from aidentify.inference.classify import ModelInfo
-    from aidentify.inference.modelfile import read_metadata, resolve_model_path
+    from aidentify.inference.modelfile import read_metadata
 
-    path = resolve_model_path(config.model)
+    path = _model_path(config)
     return list(ModelInfo.from_metadata(path, read_metadata(path)).classes)
 
 
@@ -270,8 +277,7 @@ def _write_study_json(config: AnalyzeConfig, inputs: StudyInputs, stimulus: Path
         "aidentify": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": classes, "groups": list(inputs.group_columns),
         "settings": config.model_dump(mode="json") | {"baseline": config.baseline_span},
-        "model": {"path": str(config.model) if config.model else "default (shipped)",
-                  "name": Path(config.model).stem if config.model else "default"},
+        "model": {"path": str(_model_path(config)), "name": Path(config.model).stem if config.model else "default"},
         "detector": config.detect.detector if config.detect.detector != "auto" else "mtcnn",
         "stimulus": {"path": str(Path(stimulus).resolve()), "duration_s": duration} if stimulus else None,
         "segments": [{"name": s.name, "start_s": s.start_s, "end_s": s.end_s} for s in inputs.segments],
