@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -37,16 +36,6 @@ PEOPLE = [
 ]
 
 
-def portraits() -> dict[str, np.ndarray]:
-    from skimage import data
-
-    collins = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[20:240, 130:320]
-    mpl = Path(importlib.util.find_spec("matplotlib").origin).parent
-    hopper = cv2.imread(str(mpl / "mpl-data" / "sample_data" / "grace_hopper.jpg"))[70:380, 140:400]
-    return {"happiness": cv2.resize(collins, (190, 220), interpolation=cv2.INTER_AREA),
-            "neutral": cv2.resize(hopper, (184, 220), interpolation=cv2.INTER_AREA)}
-
-
 def write_recording(path: Path, offset_s: float, schedule, heads, background) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, SIZE)
     for i in range(int((offset_s + STIMULUS_S) * FPS)):
@@ -64,12 +53,13 @@ def write_recording(path: Path, offset_s: float, schedule, heads, background) ->
 def build(folder: Path) -> None:
     from sklearn.datasets import load_sample_image
 
+    from aidentify.faces.samples import expression_portraits
     from aidentify.live.demo import write_demo_video
 
     folder.mkdir(parents=True, exist_ok=True)
     background = cv2.cvtColor(load_sample_image("china.jpg"), cv2.COLOR_RGB2BGR)
     background = cv2.GaussianBlur(cv2.resize(background, SIZE), (15, 15), 0)
-    heads = portraits()
+    heads = expression_portraits(220)
     rows = []
     for name, group, offset, schedule in PEOPLE:
         write_recording(folder / f"{name}.avi", offset, schedule, heads, background)

@@ -9,7 +9,6 @@ recording time = stimulus time + offset. A face can be absent for a stretch (an 
 from __future__ import annotations
 
 import csv
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +20,9 @@ FPS = 10.0
 
 
 def _portraits() -> dict[str, np.ndarray]:
-    from skimage import data
+    from aidentify.faces.samples import expression_portraits
 
-    collins = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[20:240, 130:320]
-    mpl = Path(importlib.util.find_spec("matplotlib").origin).parent
-    hopper = cv2.imread(str(mpl / "mpl-data" / "sample_data" / "grace_hopper.jpg"))[70:380, 140:400]
-    return {"happiness": cv2.resize(collins, (95, 110), interpolation=cv2.INTER_AREA),
-            "neutral": cv2.resize(hopper, (92, 110), interpolation=cv2.INTER_AREA)}
+    return expression_portraits(110)
 
 
 @dataclass(frozen=True)

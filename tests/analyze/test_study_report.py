@@ -14,13 +14,14 @@ import json
 import os
 import re
 import shutil
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from chromium import chromium
+from chromium import wait_for as wait_until
 from report_study import make_study
 
 from aidentify.analyze import report as report_module
@@ -28,8 +29,6 @@ from aidentify.analyze.report import choose_respondents, stimulus_thumbnails, wr
 from aidentify.errors import DataError, StageInputMissing
 from aidentify.live.demo import write_demo_video
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 XSS = "<script>alert(1)</script>"
 IMG_XSS = "<img src=x onerror=window.pwned=1>"
 
@@ -150,47 +149,15 @@ def test_stimulus_thumbnails_are_frames_at_their_times(tmp_path, stimulus):
     assert np.abs(images[0].astype(int) - images[1].astype(int)).mean() > 5  # the camera moved
 
 
-def require_chromium() -> None:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip install -e '.[dev]')")
-    if missing:
-        message = f"the browser test needs {', '.join(missing)} (apt-get install -y chromium chromium-driver)"
-        if os.environ.get("AIDENTIFY_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def report_browser():
     """Headless Chromium that can resolve no host name, logging the console and every network event."""
-    require_chromium()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,1700", "--host-resolver-rules=MAP * ~NOTFOUND"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium("--window-size=1280,1700", "--host-resolver-rules=MAP * ~NOTFOUND", logs=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(driver, script: str, timeout: float = 20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = driver.execute_script(f"return {script}")
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {script}")
+    return wait_until(driver, script, timeout)
 
 
 def requested_urls(driver) -> list[str]:

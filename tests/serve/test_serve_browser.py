@@ -23,27 +23,14 @@ from pathlib import Path
 
 import cv2
 import pytest
+from chromium import chromium, require_chromium
+from chromium import wait_for as wait_until
 from serve_helpers import free_port, six_face_photo
 
 from aidentify.faces.samples import crowd_photo
 from aidentify.live.demo import demo_frames, write_demo_video
 from aidentify.live.layout import Rect, label_anchors, place_rects
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def require_chromium() -> None:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip install -e '.[dev]')")
-    if missing:
-        message = f"the browser test needs {', '.join(missing)} (apt-get install -y chromium chromium-driver)"
-        if os.environ.get("AIDENTIFY_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def get_json(port: int, path: str) -> dict:
@@ -97,33 +84,14 @@ def fake_camera(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(server, fake_camera):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,860", "--use-fake-ui-for-media-stream",
-                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(30)
-    try:
+    with chromium("--window-size=1280,860", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-video-capture={fake_camera}") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(driver, script: str, timeout: float = 30.0):
-    """Poll a JavaScript expression until it is truthy; return its value."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = driver.execute_script(f"return {script}")
-        if value:
-            return value
-        time.sleep(0.1)
-    state = driver.execute_script("return JSON.stringify(window.aidentify)")
-    raise AssertionError(f"timed out waiting for {script}; page state: {state[:2000]}")
+    """Poll a JavaScript expression until it is truthy; return its value (the page's state on timeout)."""
+    return wait_until(driver, script, timeout, state="JSON.stringify(window.aidentify)")
 
 
 def assert_numbered_labels(driver, faces: int) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator
 
-from aidentify.config.base import StrictModel, TestTimeZooms
 from aidentify.config.faces import BlazeFaceSettings, MtcnnSettings
-from aidentify.config.runtime import LiveConfig, LiveDetection, LiveTracking, LiveSmoothing
+from aidentify.config.runtime import LiveConfig, LiveDetection, PipelineSettings
 
 
 def _worker_detection() -> LiveDetection:
@@ -31,7 +29,10 @@ def parse_span(text: str | list[float] | None) -> tuple[float, float] | None:
     return start, end
 
 
-class AnalyzeConfig(StrictModel):
+class AnalyzeConfig(PipelineSettings):
+    """The study's own keys, then the live pipeline's (:class:`PipelineSettings`) with one thread
+    per worker: recordings run side by side, one process per core."""
+
     out: Path = Path("study")
     workers: int = Field(default=0, ge=0)
     cluster: str | None = None
@@ -44,16 +45,8 @@ class AnalyzeConfig(StrictModel):
     moments_top: int = Field(default=3, ge=0)
     moments_min_change: float = Field(default=0.05, ge=0.0)
     report_respondents: int = Field(default=48, ge=0)
-    model: Path | None = None
-    backend: Literal["auto", "litert", "keras"] = "auto"
     threads: int = Field(default=1, ge=1)
-    crop_margin: float | Literal["auto"] = "auto"
-    align: bool = True
-    tta_flip: bool = False
-    tta_zooms: TestTimeZooms = Field(default_factory=list)
     detect: LiveDetection = Field(default_factory=_worker_detection)
-    track: LiveTracking = Field(default_factory=LiveTracking)
-    smoothing: LiveSmoothing = Field(default_factory=LiveSmoothing)
 
     @field_validator("baseline")
     @classmethod
@@ -68,6 +61,4 @@ class AnalyzeConfig(StrictModel):
 
     def live_config(self) -> LiveConfig:
         """The live pipeline's settings for every recording (the same crop path as ``live``)."""
-        return LiveConfig(model=self.model, backend=self.backend, threads=self.threads, crop_margin=self.crop_margin,
-                          align=self.align, tta_flip=self.tta_flip, tta_zooms=self.tta_zooms, detect=self.detect,
-                          track=self.track, smoothing=self.smoothing)
+        return LiveConfig(**{name: getattr(self, name) for name in PipelineSettings.model_fields})

@@ -52,7 +52,10 @@ class LiveDrawing(StrictModel):
     fps: bool = True
 
 
-class LiveConfig(StrictModel):
+class PipelineSettings(StrictModel):
+    """The live pipeline's keys (model, detector, crop, tracking, smoothing): ``live``'s, and the
+    ones ``analyze`` shares with it (with its own defaults where it runs one process per core)."""
+
     model: Path | None = None
     backend: Literal["auto", "litert", "keras"] = "auto"
     threads: int = Field(default=2, ge=1)
@@ -63,6 +66,9 @@ class LiveConfig(StrictModel):
     detect: LiveDetection = Field(default_factory=LiveDetection)
     track: LiveTracking = Field(default_factory=LiveTracking)
     smoothing: LiveSmoothing = Field(default_factory=LiveSmoothing)
+
+
+class LiveConfig(PipelineSettings):
     draw: LiveDrawing = Field(default_factory=LiveDrawing)
     snapshot_dir: Path = Path("snapshots")
 

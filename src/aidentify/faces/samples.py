@@ -61,3 +61,24 @@ def crowd_photo(size: tuple[int, int] = (640, 480), columns: int = 5, rows: int 
         y = row * (height - side) // max(rows - 1, 1)
         photo[y:y + side, x:x + side] = sprite
     return photo
+
+
+def expression_portraits(height: int = 110) -> dict[str, np.ndarray]:
+    """Two real faces whose expression the shipped model reads with confidence, ``height`` px tall BGR:
+    ``"happiness"``, scikit-image's astronaut (Eileen Collins, smiling; NASA, public domain) and
+    ``"neutral"``, matplotlib's Grace Hopper (US Navy, public domain). For studies with a known
+    schedule of expressions (tests, ``scripts/study_example.py``)."""
+    import importlib.util
+    from pathlib import Path
+
+    from skimage import data
+
+    collins = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[20:240, 130:320]
+    mpl = Path(importlib.util.find_spec("matplotlib").origin).parent
+    hopper = cv2.imread(str(mpl / "mpl-data" / "sample_data" / "grace_hopper.jpg"))
+    if hopper is None:
+        raise DataError("matplotlib's sample photo grace_hopper.jpg is missing; reinstall matplotlib")
+    hopper = hopper[70:380, 140:400]
+    size = lambda face: (round(face.shape[1] * height / face.shape[0]), height)  # noqa: E731
+    return {"happiness": cv2.resize(collins, size(collins), interpolation=cv2.INTER_AREA),
+            "neutral": cv2.resize(hopper, size(hopper), interpolation=cv2.INTER_AREA)}
