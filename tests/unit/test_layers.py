@@ -1,4 +1,4 @@
-"""Data flows one way: data and faces below, inference above them, train / live / serve on top, cli last.
+"""Data flows one way: data and faces below, inference above them, train / live, then serve / analyze, cli last.
 
 Read from the source with ``ast`` (imports inside functions count too), so a lazy
 import cannot hide a dependency that points the wrong way.
@@ -20,6 +20,7 @@ ALLOWED = {
     "train": {"data", "faces", "inference"},
     "live": {"faces", "inference"},
     "serve": {"faces", "inference", "live"},
+    "analyze": {"faces", "inference", "live"},
 }
 
 
