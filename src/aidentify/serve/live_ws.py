@@ -45,7 +45,7 @@ async def live_socket(websocket: WebSocket) -> None:
                 return
             data = message.get("bytes")
             if data is None:
-                await websocket.send_json({"error": "send each camera frame as a binary JPEG, PNG, WebP or BMP"})
+                await websocket.send_json({"error": "send each camera frame as a binary image (JPEG, PNG, WebP, BMP, GIF, TIFF, HEIC or AVIF), not text"})
                 continue
             if len(data) > limit:
                 await websocket.send_json({"error": f"frame over the limit of {limit // 1024} KB"})
