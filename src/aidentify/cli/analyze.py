@@ -104,7 +104,8 @@ def _say_outcome(run) -> None:
         err_console.print(f"[bold yellow]warning:[/] {escape(respondent)} left out of the statistics: {escape(why)}",
                           highlight=False, soft_wrap=True)
     analysed = len(run.results) - len(run.failed)
-    fps = f", {run.frames / run.analyse_s:.0f} frames/s" if run.analyse_s > 0 and run.frames else ""
+    fresh = sum(r.summary["frames"] for r in run.results if r.summary and not r.reused)  # reused: no work done
+    fps = f", {fresh / run.analyse_s:.0f} frames/s" if run.analyse_s > 0 and fresh else ""
     console.print(f"analysed {analysed} of {len(run.results)} recordings in {run.analyse_s:.1f} s{fps}"
                   f"{' on ' + escape(run.runner) if run.runner else ''}; aggregated in {run.aggregate_s:.1f} s")
     for path in run.written:
