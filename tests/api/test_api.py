@@ -129,6 +129,23 @@ def test_live_json_prints_one_object_per_frame_on_stdout_only(tmp_path):
     assert "Emotion per face per photo" in result.stderr
 
 
+def test_live_json_stops_quietly_when_its_reader_goes(tmp_path):
+    """`live --json | head -n 1`: the reader closes the pipe; live stops at once, exit 0, no error line."""
+    clip = write_clip(tmp_path / "clip.avi", frames=400, fps=12.0)  # far more JSON than a pipe buffers
+    process = subprocess.Popen([sys.executable, "-m", "aidentify", "live", "--source", str(clip), "--no-window",
+                                "--json", "--output", str(tmp_path / "out.avi")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = json.loads(process.stdout.readline())
+    process.stdout.close()  # as `head -n 1` does
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0, stderr
+    assert first["frame"] == 0
+    assert "error" not in stderr.lower() and "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert "wrote" in stderr and (tmp_path / "out.avi").is_file()  # what it did is kept, as on a user's stop
+    written = cv2.VideoCapture(str(tmp_path / "out.avi")).get(cv2.CAP_PROP_FRAME_COUNT)
+    assert 0 < written < 400  # it stopped when the reader went, not at the end of the clip
+
+
 def test_live_json_on_a_video(tmp_path):
     clip = write_clip(tmp_path / "clip.avi", frames=12, fps=12.0)
     result = CliRunner().invoke(app, ["live", "--source", str(clip), "--no-window", "--json"])

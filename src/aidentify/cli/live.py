@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -66,13 +67,13 @@ def live(
         with progress_bar() as progress:
             done = [0]
 
-            def on_frame(frame, frame_source) -> None:
+            def on_frame(frame, frame_source) -> bool:
                 done[0] += 1
-                if json_lines:  # one object a line on stdout, as soon as the frame is done (`| jq` follows along)
-                    sys.stdout.write(json.dumps(frame.to_dict(), ensure_ascii=False) + "\n")
-                    sys.stdout.flush()
+                if json_lines and not _print_json_line(frame.to_dict()):
+                    return True  # the reader is gone (`| head`): stop as a user's quit does
                 if frame_source.frame_count and not frame_source.live:
                     progress("frames", min(done[0], frame_source.frame_count), frame_source.frame_count)
+                return False
 
             def on_skip(path: Path, why: str) -> None:
                 err_console.print(f"[bold yellow]warning:[/] {escape(str(path))}: {why} (skipped)",
@@ -92,6 +93,21 @@ def live(
             screen.print(f"wrote {escape(str(path))}")
 
     run_guarded(verbose, work)
+
+
+def _print_json_line(record: dict) -> bool:
+    """Write one JSON object a line on stdout, flushed at once (`| jq` follows along); False when
+    the reader has gone (`| head -n 3`), after pointing stdout at /dev/null so that Python's own
+    flush at exit finds no broken pipe (the recipe of Python's `signal` docs, "Note on SIGPIPE")."""
+    try:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
 
 
 def _print_summary(summary, screen) -> None:

@@ -81,12 +81,13 @@ def has_display() -> bool:
 
 
 def run_live(config: LiveConfig, options: LiveOptions,
-             on_frame: Callable[[Frame, FrameSource], None] | None = None,
+             on_frame: Callable[[Frame, FrameSource], bool | None] | None = None,
              on_skip: SkipFn | None = None) -> LiveRun:
     """Run the live pipeline over a source until it ends, the user quits or max_frames.
 
     ``on_frame(frame, source)`` hears of each processed frame as the Python API's :class:`Frame`
-    (``frame.to_dict()`` is what ``live --json`` prints); ``on_skip(file, why)`` hears of each
+    (``frame.to_dict()`` is what ``live --json`` prints) and ends the run, as a user's stop
+    does, by returning True (``live --json | head`` once its reader is gone); ``on_skip(file, why)`` hears of each
     unreadable or truncated image a folder source skips. Everything that can be refused (display,
     output paths, the model) is checked before ``options.demo`` composes its video, so an error
     comes before any word about the demo.
@@ -107,7 +108,7 @@ def run_live(config: LiveConfig, options: LiveOptions,
 
 def _play(config: LiveConfig, options: LiveOptions, recognizer: Recognizer, source: FrameSource,
           out: VideoOutput | ImageOutput | FolderOutput | None,
-          on_frame: Callable[[Frame, FrameSource], None] | None) -> LiveRun:
+          on_frame: Callable[[Frame, FrameSource], bool | None] | None) -> LiveRun:
     """Run the pipeline over the opened ``source`` (closed at the end); commit or discard the outputs."""
     try:
         pipelines = Pipelines(recognizer, source.stills)
@@ -147,9 +148,9 @@ def _play(config: LiveConfig, options: LiveOptions, recognizer: Recognizer, sour
                 quit_now = options.window and _show(annotated, config, run, source, time_s, started)
                 totals["output"] += (time.perf_counter() - t1) * 1000
                 run.frames += 1
-                if on_frame:
-                    on_frame(recognizer.to_frame(result, frame, time_s, source.current_name or None,
-                                                 pipeline.detector.name), source)
+                if on_frame and on_frame(recognizer.to_frame(result, frame, time_s, source.current_name or None,
+                                                             pipeline.detector.name), source):
+                    quit_now = True
                 if quit_now:
                     run.stopped_by_user = True
                     break
