@@ -56,15 +56,26 @@ def test_bad_segments_and_a_bad_baseline_are_refused(clips, tmp_path):
     assert result.exit_code == 1 and "ends before it starts" in result.stderr
 
 
-def test_a_folder_names_what_is_not_a_recording(clips, tmp_path):
+def test_a_folder_names_what_is_not_a_recording_and_fails_a_damaged_one(clips, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
-    (folder / "r0.avi").write_bytes((clips / "r0.avi").read_bytes())
+    whole = (clips / "r0.avi").read_bytes()
+    (folder / "r0.avi").write_bytes(whole)
+    (folder / "half.avi").write_bytes(whole[:len(whole) // 2])  # a copy cut short: the header still says 60 frames
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)  # named as video, damaged
     (folder / "notes.txt").write_text("who watched when")
     result = _analyze(folder, "--out", tmp_path / "out", "--workers", "1")
     assert result.exit_code == 0, result.output
-    assert "notes.txt: not an image or video (not analysed)" in result.stderr
-    assert "analysed 1 of 1 recordings" in result.stdout
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "notes.txt: not an image or video (not analysed)" in notes[0]
+    assert "analysed 2 of 3 recordings" in result.stdout
+    failed = (tmp_path / "out" / "failed.csv").read_text()
+    assert "broken.mp4" in failed and "truncated or damaged" in failed
+    assert "half: decoding stopped after 30 of the 60 frames" in " ".join(result.stderr.split())
+    study = json.loads((tmp_path / "out" / "study.json").read_text())
+    assert study["counts"]["ended_early"] == ["half"]
+    half = json.loads((tmp_path / "out" / "recordings" / "half" / "summary.json").read_text())
+    assert half["frames"] == 30 and half["frames_expected"] == 60 and half["ended_early"] is True
 
 
 def test_when_every_recording_fails_the_exit_is_1(tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from chromium import chromium
+from chromium import chromium, requested_urls
 from chromium import wait_for as wait_until
 from report_study import make_study
 
@@ -158,16 +158,6 @@ def report_browser():
 
 def wait_for(driver, script: str, timeout: float = 20.0):
     return wait_until(driver, script, timeout)
-
-
-def requested_urls(driver) -> list[str]:
-    """Every URL the page asked the network stack for (Chrome's performance log of DevTools events)."""
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
 
 
 def test_study_report_renders_in_chromium_offline(report_browser, study, tmp_path):

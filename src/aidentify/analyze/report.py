@@ -224,6 +224,15 @@ def stimulus_strip(study: dict, aggregate: pd.DataFrame) -> tuple[list[tuple[flo
     return thumbnails, step, ""
 
 
+def shown_settings(settings: dict) -> dict:
+    """The study's settings as the report lists them: the model has its own line above, and
+    ``workers: 0`` is said as what it means."""
+    shown = {key: value for key, value in settings.items() if key != "model"}
+    if shown.get("workers") == 0:
+        shown["workers"] = "one per CPU core"
+    return shown
+
+
 def render(study_dir: Path, study: dict, classes: list[str], groups: list[str], aggregate: pd.DataFrame,
            moments: pd.DataFrame, segments: pd.DataFrame, failed: pd.DataFrame, summaries: list[dict], shown: int,
            total: int, figures: dict, stimulus_note: str, thumbnails: int) -> str:
@@ -234,7 +243,8 @@ def render(study_dir: Path, study: dict, classes: list[str], groups: list[str], 
     rows, quality_total = quality_rows(summaries)
     return template.render(
         name=study_dir.resolve().name, folder=str(study_dir.resolve()), study=study, classes=classes,
-        counts=study.get("counts") or {}, settings=study.get("settings") or {}, timings=study.get("timings") or {},
+        counts=study.get("counts") or {}, settings=shown_settings(study.get("settings") or {}),
+        timings=study.get("timings") or {},
         model=study.get("model") or {}, stimulus=study.get("stimulus") or {}, stimulus_note=stimulus_note,
         thumbnails=thumbnails, groups=group_rows(aggregate, summaries, classes, groups),
         segments=segment_table(segments, study.get("segments") or [], ["all", *groups]),

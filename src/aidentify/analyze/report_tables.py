@@ -92,9 +92,11 @@ def quality_rows(summaries: list[dict], limit: int = QUALITY_ROWS) -> tuple[list
         "groups": ", ".join(f"{k}={v}" for k, v in (s.get("groups") or {}).items()),
         "recording": str(s.get("recording", "")),
         "offset": number(s.get("offset_s"), 2), "duration": number(s.get("duration_s"), 1),
-        "frames": s.get("frames", ""), "with_face": s.get("frames_with_face", ""),
+        "frames": (f"{s['frames']} of {s['frames_expected']} (cut short?)" if s.get("ended_early")
+                   else s.get("frames", "")),
+        "with_face": s.get("frames_with_face", ""),
         "face_share": f"{share(s):.1%}" if share(s) >= 0 else "", "fps": number(s.get("fps"), 1),
         "processing": number(s.get("processing_s"), 1),
-        "low": 0 <= share(s) < 0.8,
+        "low": 0 <= share(s) < 0.8 or bool(s.get("ended_early")),
     } for s in ordered]
     return rows, len(summaries)

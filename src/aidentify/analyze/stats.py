@@ -2,7 +2,8 @@
 and key moments of an aggregate curve.
 
 - Confidence interval: Student's t interval of a mean, ``mean +- t(0.975, n - 1) * sd / sqrt(n)``
-  with the sample standard deviation (ddof 1); undefined (NaN) for n < 2.
+  with the sample standard deviation (ddof 1); undefined (NaN) for n < 2. Not clipped to the
+  metric's range: with few respondents near 0 or 1 it passes it, which tells that n is small.
 - Two groups: Welch's t-test (Welch 1947, Biometrika 34:28-35; ``scipy.stats.ttest_ind`` with
   ``equal_var=False``), which does not assume equal variances.
 - More than two groups: the Alexander-Govern test (Alexander & Govern 1994, Journal of

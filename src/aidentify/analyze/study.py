@@ -68,11 +68,24 @@ class StudyRun:
     def frames(self) -> int:
         return sum(r.summary["frames"] for r in self.results if r.summary)
 
+    @property
+    def frames_analysed_now(self) -> int:
+        """Frames of the recordings analysed in this run (a reused recording cost no work)."""
+        return sum(r.summary["frames"] for r in self.results if r.summary and not r.reused)
+
+    @property
+    def fps(self) -> float | None:
+        """Frames analysed per second of this run's analysis, None when it analysed none."""
+        fresh = self.frames_analysed_now
+        return fresh / self.analyse_s if self.analyse_s > 0 and fresh else None
+
 
 class Hooks:
-    """What the CLI hears: ``progress(frames_done)``, ``finished(result)`` as each recording ends,
-    ``retry(recording, attempt)`` when a dead worker's recording starts again."""
+    """What the CLI hears: ``started()`` once the study folder is locked (before any work),
+    ``progress(frames_done)``, ``finished(result)`` as each recording ends, ``retry(recording,
+    attempt)`` when a dead worker's recording starts again."""
 
+    def started(self) -> None: ...
     def progress(self, frames_done: int) -> None: ...
     def finished(self, result: RecordingResult) -> None: ...
     def retry(self, recording: Recording, attempt: int) -> None: ...
@@ -91,6 +104,7 @@ def run_study(config: AnalyzeConfig, inputs: StudyInputs, stimulus: Path | None 
     out = Path(config.out).resolve()
     check_output_folder(out, f"--out {config.out}")
     with folder_lock(lock_file_for(out), f"{config.out} is being written"):
+        hooks.started()
         started = time.perf_counter()
         jobs = _jobs(config, inputs, out)
         results, runner = _run_jobs(config, jobs, hooks)
@@ -283,9 +297,12 @@ def _write_study_json(config: AnalyzeConfig, inputs: StudyInputs, stimulus: Path
         "segments": [{"name": s.name, "start_s": s.start_s, "end_s": s.end_s} for s in inputs.segments],
         "counts": {"recordings": len(run.results), "analysed": len(finished), "failed": len(run.failed),
                    "reused": sum(r.reused for r in run.results), "frames": run.frames,
+                   "ended_early": [r.recording.respondent for r in run.results
+                                   if r.summary and r.summary.get("ended_early")],
                    "left_out_of_statistics": len(run.skipped)},
         "timings": {"analyse_s": round(run.analyse_s, 2), "aggregate_s": round(run.aggregate_s, 2),
-                    "fps": round(run.frames / run.analyse_s, 1) if run.analyse_s > 0 else None},
+                    "frames_analysed": run.frames_analysed_now,
+                    "fps": round(run.fps, 1) if run.fps is not None else None},
         "runner": run.runner,
         "metric_notes": _metric_notes(),
         "left_out_of_statistics": run.skipped,

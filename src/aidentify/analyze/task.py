@@ -34,6 +34,10 @@ ANNOTATED = "annotated.mp4"
 PROGRESS = ".progress.json"
 PROGRESS_EVERY_S = 0.5  # how often a worker rewrites its progress file
 SAME_FACE_IOU = 0.3  # a face this close to the last chosen one is the same respondent (as the tracker's IoU)
+# A recording whose decoder stops before this share of the frames its header announces ended early
+# (a file cut short by a crashed recorder or an interrupted copy): its results stand, with a warning.
+# Headers round their count (variable frame rate, B-frames), so a few percent short is no alarm.
+COMPLETE_SHARE = 0.95
 
 
 @dataclass(frozen=True)
@@ -209,10 +213,18 @@ def _run(job: RecordingJob, folder: Path) -> dict[str, Any]:
         video.release()
         video.commit()
     means = prob_sum / max(with_face, 1)
-    return {"frames": frames, "frames_with_face": with_face, "face_share": round(with_face / frames, 4),
+    return {"frames": frames, "frames_expected": source.frame_count or None,
+            "ended_early": ended_early(frames, source.frame_count),
+            "frames_with_face": with_face, "face_share": round(with_face / frames, 4),
             "duration_s": round(last_t, 3), "fps": round(float(source.fps or 0.0), 3),
             "mean_probabilities": {c: round(float(p), 4) for c, p in zip(recognizer.classes, means)}
             if with_face else {}}
+
+
+def ended_early(frames: int, frames_expected: int) -> bool:
+    """Whether ``frames`` decoded fall short of ``COMPLETE_SHARE`` of the ``frames_expected`` the
+    file's header announces (0: it announces none, and nothing can be said)."""
+    return frames_expected > 0 and frames < COMPLETE_SHARE * frames_expected
 
 
 def _write_progress(folder: Path, job: RecordingJob, frames: int) -> None:

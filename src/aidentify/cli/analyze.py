@@ -47,6 +47,7 @@ def analyze(
     def work() -> None:
         from aidentify.analyze.inputs import study_inputs
         from aidentify.analyze.study import run_study
+        from aidentify.live.timeline import plural
 
         options = {"out": out, "workers": workers, "cluster": cluster, "model": model,
                    "all_faces": all_faces or None, "annotate": annotate or None}
@@ -58,9 +59,9 @@ def analyze(
         for note in inputs.notes:
             err_console.print(f"[bold yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
         total = _frames_expected(inputs)
-        console.print(f"{len(inputs.recordings)} recordings ({total:,} frames) -> {escape(str(cfg.out))}")
+        heading = f"{plural(len(inputs.recordings), 'recording')} ({total:,} frames) -> {escape(str(cfg.out))}"
         with progress_bar() as progress:
-            run = run_study(cfg, inputs, stimulus, _Hooks(progress, total))
+            run = run_study(cfg, inputs, stimulus, _Hooks(progress, total, heading))
         _say_outcome(run)
 
     run_guarded(verbose, work)
@@ -75,8 +76,11 @@ def _frames_expected(inputs) -> int:
 class _Hooks:
     """The study's progress bar over the frames of all recordings, and one line as each ends."""
 
-    def __init__(self, progress, total: int):
-        self._progress, self._total = progress, total
+    def __init__(self, progress, total: int, heading: str):
+        self._progress, self._total, self._heading = progress, total, heading
+
+    def started(self) -> None:  # said once the folder is ours: a refusal comes alone
+        console.print(self._heading)
 
     def progress(self, frames_done: int) -> None:
         if self._total:
@@ -93,6 +97,12 @@ class _Hooks:
             fps = s["frames"] / s["processing_s"] if s["processing_s"] else 0.0
             console.print(f"done {name}: {s['frames']} frames, face in {s['face_share']:.0%}, "
                           f"{s['processing_s']:.1f} s ({fps:.0f} frames/s)")
+        if result.summary and result.summary.get("ended_early"):
+            s = result.summary
+            err_console.print(f"[bold yellow]warning:[/] {name}: decoding stopped after {s['frames']} of the "
+                              f"{s['frames_expected']} frames its header announces ({s['duration_s']:.1f} s); "
+                              "the file may be cut short (its timeline covers only that part)",
+                              highlight=False, soft_wrap=True)
 
     def retry(self, recording, attempt: int) -> None:
         err_console.print(f"[bold yellow]retry[/] {escape(recording.respondent)}: its worker died; "
@@ -100,13 +110,14 @@ class _Hooks:
 
 
 def _say_outcome(run) -> None:
+    from aidentify.live.timeline import plural
+
     for respondent, why in run.skipped.items():
         err_console.print(f"[bold yellow]warning:[/] {escape(respondent)} left out of the statistics: {escape(why)}",
                           highlight=False, soft_wrap=True)
     analysed = len(run.results) - len(run.failed)
-    fresh = sum(r.summary["frames"] for r in run.results if r.summary and not r.reused)  # reused: no work done
-    fps = f", {fresh / run.analyse_s:.0f} frames/s" if run.analyse_s > 0 and fresh else ""
-    console.print(f"analysed {analysed} of {len(run.results)} recordings in {run.analyse_s:.1f} s{fps}"
+    fps = f", {run.fps:.0f} frames/s" if run.fps is not None else ""  # reused recordings cost no work
+    console.print(f"analysed {analysed} of {plural(len(run.results), 'recording')} in {run.analyse_s:.1f} s{fps}"
                   f"{' on ' + escape(run.runner) if run.runner else ''}; aggregated in {run.aggregate_s:.1f} s")
     for path in run.written:
         console.print(f"wrote {escape(str(path))}")

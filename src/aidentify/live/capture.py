@@ -30,7 +30,7 @@ import numpy as np
 from aidentify.errors import DataError
 from aidentify.imagefile import (IMAGE_SUFFIXES, TRUNCATED, UNREADABLE, frame_durations, image_frames, probe_image,
                                  read_image)
-from aidentify.live.folder import PHOTO, frames_hint, list_folder
+from aidentify.live.folder import PHOTO, VIDEO_SUFFIXES, frames_hint, list_folder
 from aidentify.native_logs import native_stderr_silenced, opencv_log_silenced
 
 # OpenCV takes a camera index as a C int; above this no system numbers its cameras (V4L2 allows 64,
@@ -95,7 +95,7 @@ class VideoFileSource(FrameSource):
         self._capture = capture
         if not self._capture.isOpened():
             self._capture.release()
-            raise DataError(f"cannot read video {path}: not a video OpenCV can decode (try .mp4 or .avi)")
+            raise DataError(f"cannot read video {path}: {_why_no_video(str(path))}")
         self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0 < self.fps < 1000:
             self.fps = 30.0
@@ -118,6 +118,14 @@ class VideoFileSource(FrameSource):
 
     def close(self) -> None:
         self._capture.release()
+
+
+def _why_no_video(name: str) -> str:
+    """Why FFmpeg (through OpenCV) opened nothing: a damaged file where the name says video, else the format."""
+    if Path(name.split("?")[0]).suffix.lower() in VIDEO_SUFFIXES:
+        return ("it is truncated or damaged, or its codec is one OpenCV's FFmpeg lacks "
+                "(check that it plays; re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+    return "not a video OpenCV can decode (try .mp4 or .avi)"
 
 
 class ImageSource(FrameSource):

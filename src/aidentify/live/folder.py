@@ -23,22 +23,30 @@ from aidentify.imagefile import IMAGE_SUFFIXES, probe_image
 from aidentify.native_logs import native_stderr_silenced, opencv_log_silenced
 
 NOT_MEDIA = "not an image or video"
-SUBFOLDER = "a folder inside the folder (not read; give it as --source of its own)"
+SUBFOLDER = "a folder inside the folder (not read; give that folder on its own)"
+# Containers that hold video: a file named so that no decoder opens is a damaged video (reported as
+# one that cannot be read, to failed.csv in a study), not "not an image or video".
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts",
+                  ".3gp", ".ogv", ".mts", ".m2ts"}
 PHOTO, MOVING = "photo", "moving"  # one frame, or several in time (a video or an animation)
 
 
 def media_kind(path: Path) -> str | None:
     """``"photo"``, ``"moving"`` (a video or an animation) or None (not media) for one file, by content.
 
-    A file with an image suffix that nothing decodes counts as a photo, so that it is
-    reported as unreadable or truncated rather than as "not an image".
+    A file with an image suffix that nothing decodes counts as a photo, and one with a video
+    suffix as a video, so that it is reported as unreadable or truncated rather than as "not an
+    image or video". FFmpeg's own lines about a damaged file ("moov atom not found") are kept off
+    the terminal: the file's reader says it in one line.
     """
     kind = probe_image(path)
     if kind is not None:
         return MOVING if kind.animated else PHOTO
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return PHOTO
-    with opencv_log_silenced():
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return MOVING
+    with opencv_log_silenced(), native_stderr_silenced():
         capture = cv2.VideoCapture(str(path))
     try:
         return MOVING if capture.isOpened() else None
