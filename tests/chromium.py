@@ -7,6 +7,7 @@ so CI never passes by skipping. Imported by the tests as ``chromium`` (tests/ is
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -67,3 +68,13 @@ def wait_for(driver, script: str, timeout: float = 30.0, state: str | None = Non
         time.sleep(0.1)
     shown = f"; page state: {str(driver.execute_script(f'return {state}'))[:2000]}" if state else ""
     raise AssertionError(f"timed out waiting for {script}{shown}")
+
+
+def requested_urls(driver) -> list[str]:
+    """Every URL the page asked the network stack for (Chrome's performance log of DevTools events)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls

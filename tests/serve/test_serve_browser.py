@@ -23,7 +23,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from chromium import chromium, require_chromium
+from chromium import chromium, require_chromium, requested_urls
 from chromium import wait_for as wait_until
 from serve_helpers import free_port, six_face_photo
 
@@ -202,3 +202,18 @@ def test_browser_camera_is_labelled_over_the_websocket(browser, server):
     assert len(browser.find_elements("css selector", "#camera-bars .bar")) == 8
     browser.find_element("id", "camera-stop").click()
     assert browser.execute_script("return window.aidentify.camera.status") == "off"
+
+
+def test_api_docs_render_with_no_network(server):
+    """/docs (Swagger UI) comes from files in the package: with every outside host unreachable it still
+    draws the API's operations, and every request stays on this server."""
+    url, _ = server
+    with chromium("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", logs=True) as driver:
+        driver.get(f"{url}/docs")
+        operations = wait_until(driver, "document.querySelectorAll('.opblock-summary-path').length > 0 && "
+                                        "Array.from(document.querySelectorAll('.opblock-summary-path'))"
+                                        ".map(e => e.textContent)")
+        assert any("/api/predict" in path for path in operations)
+        urls = requested_urls(driver)
+        outside = [u for u in urls if not u.startswith((url, "data:", "blob:"))]
+        assert urls and not outside, outside

@@ -69,6 +69,10 @@ def serve(
             console.print(f"stream: {escape(server_app.state.feed.name)} at /stream.mjpg")
         if cfg.study is not None:
             console.print(f"study: {escape(str(cfg.study))} at /study")
+            if not (Path(cfg.study) / "report.html").is_file():  # read anew per request: it may come later
+                err_console.print(f"[bold yellow]warning:[/] {escape(str(cfg.study))} holds no report.html yet; "
+                                  f"/study answers 404 until `aidentify analyze --out {escape(str(cfg.study))}` "
+                                  "has finished there", highlight=False, soft_wrap=True)
         console.print(f"[bold]serving on http://{shown}:{cfg.port}[/]  (API docs: /docs; Ctrl-C stops)",
                       highlight=False)
         settings = uvicorn_config(server_app, cfg)

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -55,9 +56,11 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 feed.stop()
             service.close()
 
-    app = FastAPI(title="AIdentify", version=__version__, lifespan=lifespan,
-                  description="Facial-emotion recognition: every face in a photo or camera frame, labelled. "
-                              "Errors are JSON `{\"error\": \"...\"}`.")
+    # FastAPIOffline: FastAPI with /docs (Swagger UI) served from the package, not a CDN, so the API's
+    # docs work with no network, as everything else here does (no /redoc: its bundle fetches a logo)
+    app = FastAPIOffline(title="AIdentify", version=__version__, lifespan=lifespan, redoc_url=None,
+                         description="Facial-emotion recognition: every face in a photo or camera frame, labelled. "
+                                     "Errors are JSON `{\"error\": \"...\"}`.")
     app.state.service = service
     app.state.feed = feed
     app.state.templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
