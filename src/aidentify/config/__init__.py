@@ -95,12 +95,14 @@ def load_config(
     overrides: list[str] | None = None,
     options: dict[str, Any] | None = None,
     stage: str | None = None,
+    options_from: str = "a command-line option",
 ) -> tuple[M, str]:
     """Build a validated config and say where it came from.
 
     ``path`` None means ``configs/<stage>.yaml`` if it exists, else the
     built-in defaults. ``overrides`` are ``key=value`` strings; ``options`` are
-    named command-line options (``None`` values are skipped).
+    named command-line options (``None`` values are skipped); ``options_from`` names where they
+    came from in messages (``load()``'s keyword arguments use it).
     Returns the config and a short description of its origin for messages.
     """
     raw: dict[str, Any] = {}
@@ -118,7 +120,7 @@ def load_config(
     for key, value in (options or {}).items():
         if value is not None:
             _set_dotted(raw, key, value, origin="option")
-            key_origins[key] = "a command-line option"
+            key_origins[key] = options_from
     try:
         return model.model_validate(raw), origin
     except ValidationError as exc:

@@ -279,5 +279,6 @@ def load(model: str | Path | None = None, detector: str | None = None, config: s
     """
     options: dict[str, Any] = {key.replace("__", "."): value for key, value in settings.items()}
     options.update({"model": None if model is None else str(model), "detect.detector": detector})
-    cfg, _ = load_config(LiveConfig, Path(config) if config is not None else None, None, options)
+    cfg, _ = load_config(LiveConfig, Path(config) if config is not None else None, None, options,
+                         options_from="a keyword argument of aidentify.load() (dots written __)")
     return Recognizer(cfg)
