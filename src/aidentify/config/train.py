@@ -22,6 +22,20 @@ class Augmentation(StrictModel):
     erasing: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
+class Degrade(StrictModel):
+    """Webcam-like degradation of training faces in the input pipeline (:mod:`aidentify.train.degrade`).
+
+    Each of the four is applied to a face with probability ``share``, independently; a neutral
+    setting (gamma 1, blur 0, downscale 1, jpeg 100) turns that step off.
+    """
+
+    share: float = Field(default=0.0, ge=0.0, le=1.0)  # 0 = off
+    gamma: float = Field(default=1.6, ge=1.0, le=4.0)  # gamma drawn log-uniformly in [1/gamma, gamma]
+    blur: float = Field(default=1.2, ge=0.0, le=5.0)  # largest Gaussian blur sigma, pixels of the model input
+    downscale: float = Field(default=0.4, gt=0.0, le=1.0)  # smallest side fraction of the shrink-and-enlarge
+    jpeg: int = Field(default=30, ge=1, le=100)  # lowest JPEG quality of the re-encoding (100 = off)
+
+
 class EarlyStop(StrictModel):
     enabled: bool = True
     monitor: Literal["val_loss", "val_accuracy"] = "val_accuracy"
@@ -92,6 +106,7 @@ class TrainCommon(StrictModel):
     weight_decay: float = Field(default=1e-4, ge=0.0)
     schedule: Literal["plateau", "cosine"] = "plateau"
     augmentation: Augmentation = Field(default_factory=Augmentation)
+    degrade: Degrade = Field(default_factory=Degrade)
     early_stopping: EarlyStop = Field(default_factory=EarlyStop)
     reduce_lr: ReduceLR = Field(default_factory=ReduceLR)
     cache: Literal["auto", "memory", "none"] = "auto"

@@ -150,7 +150,7 @@ def mixup_batches(dataset: Any, alpha: float, seed: int = 0) -> Any:
     ``lam ~ Beta(alpha, alpha)`` drawn per image, and its target the same blend
     of the two targets, so a vote distribution stays a distribution. Small
     ``alpha`` (0.2) keeps most blends close to one face. The draws are keyed
-    per batch and per pass (:func:`_with_batch_keys`): reproducible from
+    per batch and per pass (:func:`with_batch_keys`): reproducible from
     ``seed``, new every epoch.
     """
     import tensorflow as tf
@@ -158,20 +158,20 @@ def mixup_batches(dataset: Any, alpha: float, seed: int = 0) -> Any:
     def mix(batch, key):
         images, targets = batch
         n = tf.shape(images)[0]
-        first = tf.random.stateless_gamma([n], _op_seed(key, seed, 0), alpha)
-        second = tf.random.stateless_gamma([n], _op_seed(key, seed, 1), alpha)
+        first = tf.random.stateless_gamma([n], op_seed(key, seed, 0), alpha)
+        second = tf.random.stateless_gamma([n], op_seed(key, seed, 1), alpha)
         lam = first / tf.maximum(first + second, 1e-12)
-        partner = tf.argsort(tf.random.stateless_uniform([n], _op_seed(key, seed, 2)))  # a random permutation
+        partner = tf.argsort(tf.random.stateless_uniform([n], op_seed(key, seed, 2)))  # a random permutation
         pixels = tf.cast(images, tf.float32)
         weight = tf.reshape(lam, (-1, 1, 1, 1))
         blended = weight * pixels + (1.0 - weight) * tf.gather(pixels, partner)
         mixed = tf.reshape(lam, (-1, 1)) * targets + tf.reshape(1.0 - lam, (-1, 1)) * tf.gather(targets, partner)
         return tf.cast(tf.round(blended), tf.uint8), mixed
 
-    return _with_batch_keys(dataset, seed).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    return with_batch_keys(dataset, seed).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _with_batch_keys(dataset: Any, seed: int) -> Any:
+def with_batch_keys(dataset: Any, seed: int) -> Any:
     """Pair every batch with an int64 key from a ``tf.data`` random stream that changes each pass.
 
     Random ops seeded per op inside ``Dataset.map`` restart their sequence on
@@ -185,7 +185,7 @@ def _with_batch_keys(dataset: Any, seed: int) -> Any:
     return tf.data.Dataset.zip((dataset, keys))
 
 
-def _op_seed(key: Any, seed: int, op: int) -> Any:
+def op_seed(key: Any, seed: int, op: int) -> Any:
     """The ``(2,) int64`` seed of the ``op``-th stateless draw of a keyed batch (TensorFlow's fold-in)."""
     import tensorflow as tf
 
@@ -200,7 +200,7 @@ def draw_labels(dataset: Any, seed: int = 0) -> Any:
     drawn from its own distribution, anew every time the batch is read, so
     over the epochs a face is taught each emotion as often as its taggers
     chose it. One-hot targets stay as they are. Each batch's draw is keyed
-    per batch and per pass (:func:`_with_batch_keys`), so the draws are
+    per batch and per pass (:func:`with_batch_keys`), so the draws are
     reproducible from ``seed`` and differ between epochs even when the
     batches come in the same order.
     """
@@ -209,10 +209,10 @@ def draw_labels(dataset: Any, seed: int = 0) -> Any:
     def draw(batch, key):
         images, targets = batch
         logits = tf.math.log(tf.maximum(tf.cast(targets, tf.float32), 1e-12))
-        drawn = tf.random.stateless_categorical(logits, 1, seed=_op_seed(key, seed, 0))
+        drawn = tf.random.stateless_categorical(logits, 1, seed=op_seed(key, seed, 0))
         return images, tf.one_hot(drawn[:, 0], tf.shape(targets)[1], dtype=targets.dtype)
 
-    return _with_batch_keys(dataset, seed).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+    return with_batch_keys(dataset, seed).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def unreadable_images(paths: list[str]) -> list[str]:

@@ -31,6 +31,7 @@ from aidentify.native_logs import import_tensorflow
 from aidentify.progress import ProgressFn, no_progress
 from aidentify.train.data import (TrainingInput, balanced_class_weights, check_images_readable, draw_labels,
                                   load_training_input, make_dataset, mixup_batches)
+from aidentify.train.degrade import degrade_batches
 from aidentify.train.device import (device_summary, make_strategy, random_stream_seed, reseed_random_layers,
                                     keras_fit_under, seed_everything, shard_across_workers, use_mixed_precision,
                                     worker_role)
@@ -211,6 +212,8 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
                           cache=config.cache)
     if config.labels == "drawn":
         train_ds = draw_labels(train_ds, stream_seed)
+    if config.degrade.share:
+        train_ds = degrade_batches(train_ds, config.degrade, stream_seed)
     if config.mixup:
         train_ds = mixup_batches(train_ds, config.mixup, stream_seed)
     train_ds, val_ds = shard_across_workers(train_ds, strategy), shard_across_workers(val_ds, strategy)
