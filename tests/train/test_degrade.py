@@ -67,3 +67,15 @@ def test_settings_are_checked():
         Degrade(share=1.5)
     with pytest.raises(ValueError):
         Degrade(downscale=0.0)
+
+
+def test_a_run_with_degrade_trains_and_records_it(tiny_data, tmp_path):
+    import json
+
+    from train_helpers import cnn_config
+
+    from aidentify.train.fit import train
+
+    run = train(cnn_config(tiny_data, tmp_path, degrade={"share": 0.5})).run_dir
+    assert "share: 0.5" in (run / "config.yaml").read_text()
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
