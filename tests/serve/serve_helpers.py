@@ -1,13 +1,22 @@
-"""Helpers for the server tests: real photos as files, a decompression bomb, a free port."""
+"""Helpers for the server tests: real photos as files, a decompression bomb, a free port, a real server."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
 import socket
 import struct
+import subprocess
+import sys
+import time
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 
 def encode(image: np.ndarray, ext: str = ".jpg") -> bytes:
@@ -40,3 +49,46 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def health(port: int) -> dict:
+    """``GET /api/health`` of the server on ``port`` (raises OSError while nothing listens)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/api/health")
+        return json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def serve_process(arguments: list[str], folder: Path, env: dict | None = None,
+                  start_timeout_s: float = 120.0) -> Iterator[tuple[int, Path]]:
+    """``python -m aidentify serve --port P *arguments`` in ``folder``, a real uvicorn server in its own
+    process; yields ``(P, its log file)`` once /api/health says ready, and stops it at the end. A server
+    that exits or does not get ready in ``start_timeout_s`` fails the test with its log."""
+    port = free_port()
+    log_path = folder / "server.log"
+    log = open(log_path, "w")
+    process = subprocess.Popen([sys.executable, "-m", "aidentify", "serve", "--port", str(port), *arguments],
+                               cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + start_timeout_s
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited: {log_path.read_text()}")
+            with contextlib.suppress(OSError, ValueError):
+                if health(port).get("status") == "ready":
+                    break
+            if time.time() > deadline:
+                pytest.fail(f"the server did not start: {log_path.read_text()}")
+            time.sleep(0.2)
+        yield port, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -16,8 +16,6 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import cv2
 import pytest
 from chromium import chromium, require_chromium, requested_urls
 from chromium import wait_for as wait_until
-from serve_helpers import free_port, six_face_photo
+from serve_helpers import serve_process, six_face_photo
 
 from aidentify.faces.samples import crowd_photo
 from aidentify.live.demo import demo_frames, write_demo_video
@@ -41,35 +39,12 @@ def get_json(port: int, path: str) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`python -m aidentify serve --source demo.avi` in a subprocess; yields its base URL."""
+    """`python -m aidentify serve --source demo.avi` in a subprocess; yields its base URL and port."""
     require_chromium()
     folder = tmp_path_factory.mktemp("serve-e2e")
     video = write_demo_video(folder / "demo.avi", faces=4, seconds=4.0)
-    port = free_port()
-    log = open(folder / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "aidentify", "serve", "--port", str(port),
-                                "--source", str(video)], cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited: {(folder / 'server.log').read_text()}")
-            try:
-                if get_json(port, "/api/health")["status"] == "ready":
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"the server did not start: {(folder / 'server.log').read_text()}")
-            time.sleep(0.2)
+    with serve_process(["--source", str(video)], folder) as (port, _):
         yield f"http://127.0.0.1:{port}", port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,12 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 
 import cv2
 import pytest
-from serve_helpers import encode, free_port, six_face_photo
+from serve_helpers import encode, serve_process, six_face_photo
 
 DEADLINE_S = 2.0
 CLOSE_WAIT_S = DEADLINE_S + 6.0  # generous: the test machine is shared; the deadline itself is exact
@@ -31,37 +29,11 @@ def server(tmp_path_factory):
     import aidentify
 
     folder = tmp_path_factory.mktemp("serve-sockets")
-    port = free_port()
     src = os.path.dirname(os.path.dirname(aidentify.__file__))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "AIDENTIFY_PROGRESS": "0", "PYTHONPATH": src}
-    log_path = folder / "server.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aidentify", "serve", "--port", str(port), "--set", "workers=1",
-         "--set", f"limits.head_timeout_s={DEADLINE_S}", "--set", f"limits.body_timeout_s={DEADLINE_S}"],
-        cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited: {log_path.read_text()}")
-            try:
-                if get(port, "/api/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"the server did not start: {log_path.read_text()}")
-            time.sleep(0.2)
-        yield port, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with serve_process(["--set", "workers=1", "--set", f"limits.head_timeout_s={DEADLINE_S}",
+                        "--set", f"limits.body_timeout_s={DEADLINE_S}"], folder, env) as running:
+        yield running
 
 
 def get(port: int, path: str) -> tuple[int, str, bytes]:

@@ -144,10 +144,17 @@ def emotion_figure(aggregate: pd.DataFrame, classes: list[str], groups: list[str
         figure.update_layout(updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.1,
                                            "yanchor": "bottom", "direction": "down", "showactive": True}])
     figure.update_yaxes(title_text="probability", range=[0, 1], row=1, col=1)
+    return finish_figure(figure, segments, thumbnails, step_s, strip_row=2, height=480)
+
+
+def finish_figure(figure: go.Figure, segments: list[dict], thumbnails: list[tuple[float, str]], step_s: float,
+                  strip_row: int, height: int) -> go.Figure:
+    """Segments shaded, the stimulus strip in row ``strip_row`` (the row :func:`base_figure` added
+    for it, when there are thumbnails), and ``height`` pixels for the charts plus the strip's."""
     add_segments(figure, segments)
     if thumbnails:
-        add_thumbnails(figure, 2, thumbnails, step_s)
-    figure.update_layout(height=480 + (STRIP_PX if thumbnails else 0))
+        add_thumbnails(figure, strip_row, thumbnails, step_s)
+    figure.update_layout(height=height + (STRIP_PX if thumbnails else 0))
     return figure
 
 
@@ -169,11 +176,7 @@ def valence_figure(aggregate: pd.DataFrame, groups: list[str], moments: pd.DataF
                 figure.add_trace(mark, row=row, col=1)
     figure.update_yaxes(title_text="valence", range=[-1, 1], zeroline=True, row=1, col=1)
     figure.update_yaxes(title_text="expressiveness", range=[0, 1], row=2, col=1)
-    add_segments(figure, segments)
-    if thumbnails:
-        add_thumbnails(figure, 3, thumbnails, step_s)
-    figure.update_layout(height=560 + (STRIP_PX if thumbnails else 0))
-    return figure
+    return finish_figure(figure, segments, thumbnails, step_s, strip_row=3, height=560)
 
 
 def respondent_figure(epochs: pd.DataFrame, names: list[str], titles: list[str], columns: int = 6) -> go.Figure:
