@@ -226,9 +226,11 @@ def stimulus_strip(study: dict, aggregate: pd.DataFrame) -> tuple[list[tuple[flo
 
 def shown_settings(settings: dict) -> dict:
     """The study's settings as the report lists them: the model has its own line above, and
-    ``workers: 0`` is said as what it means."""
+    ``workers`` is said as what it means (none on a cluster)."""
     shown = {key: value for key, value in settings.items() if key != "model"}
-    if shown.get("workers") == 0:
+    if shown.get("cluster"):
+        shown.pop("workers", None)  # a cluster's workers are its own (the runner line says how many)
+    elif shown.get("workers") == 0:
         shown["workers"] = "one per CPU core"
     return shown
 
