@@ -98,7 +98,7 @@ class TrainCommon(StrictModel):
     labels: Literal["majority", "soft", "drawn"] = "soft"  # drawn: a one-hot drawn from the votes each step
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=0.5)
     mixup: float = Field(default=0.0, ge=0.0)  # Beta(mixup, mixup) blends of pairs of faces and targets; 0 = off
-    class_weights: Literal["none", "balanced"] = "none"
+    class_weights: Literal["none", "balanced", "sqrt"] = "none"
     max_samples: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=64, ge=1)
     epochs: int = Field(default=40, ge=1)

@@ -108,10 +108,20 @@ def _split(frame: pd.DataFrame, classes: list[str], labels: str) -> Split:
     return Split(list(frame["abs_path"]), targets_for(frame, classes, labels), list(frame["label"]))
 
 
-def balanced_class_weights(counts: dict[str, int], classes: list[str]) -> dict[int, float]:
-    """n / (k * n_c): rare classes weigh more (scikit-learn's 'balanced')."""
+def class_weights_for(mode: str, counts: dict[str, int], classes: list[str]) -> dict[int, float] | None:
+    """Loss weight per class index, or None for ``mode`` "none".
+
+    "balanced" is n / (k * n_c) (scikit-learn's 'balanced': each class weighs as much as the others in
+    total); "sqrt" is its square root, the milder inverse-square-root frequency weighting (Mahajan et al.
+    2018, "Exploring the limits of weakly supervised pretraining"), which lifts rare classes without
+    letting a few hundred faces outweigh the common ones. ``counts`` are training faces per class name
+    (after ``augment``'s oversampling); a class with none counts as one.
+    """
+    if mode == "none":
+        return None
+    power = {"balanced": 1.0, "sqrt": 0.5}[mode]
     total = sum(counts.values())
-    return {i: total / (len(classes) * max(counts[c], 1)) for i, c in enumerate(classes)}
+    return {i: (total / (len(classes) * max(counts.get(c, 0), 1))) ** power for i, c in enumerate(classes)}
 
 
 def make_dataset(paths: list[str], targets: np.ndarray | None, image_size: int, batch_size: int,

@@ -29,7 +29,7 @@ from aidentify.files import atomic_write_text, sha256_file
 from aidentify.inference.modelfile import save_model
 from aidentify.native_logs import import_tensorflow
 from aidentify.progress import ProgressFn, no_progress
-from aidentify.train.data import (TrainingInput, balanced_class_weights, check_images_readable, draw_labels,
+from aidentify.train.data import (TrainingInput, check_images_readable, class_weights_for, draw_labels,
                                   load_training_input, make_dataset, mixup_batches)
 from aidentify.train.degrade import degrade_batches
 from aidentify.train.device import (device_summary, make_strategy, random_stream_seed, reseed_random_layers,
@@ -300,8 +300,7 @@ def _train_phases(config: TrainCommon, events: TrainEvents, model: Any, strategy
     """
     tf = import_tensorflow()
     train_ds, val_ds = datasets
-    class_weight = (balanced_class_weights(data.class_counts, data.classes)
-                    if config.class_weights == "balanced" else None)
+    class_weight = class_weights_for(config.class_weights, data.class_counts, data.classes)
     unreadable = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
                   tf.errors.DataLossError)
     end_epoch = 0
