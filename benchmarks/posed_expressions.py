@@ -3,8 +3,8 @@ faces where FER+-trained models are weakest (issue 39). Every future model is sc
 
 CK+ (Extended Cohn-Kanade; Lucey et al. 2010) has no neutral class in these peak frames, so a face the
 model calls neutral is a miss. Reported: accuracy over all 7 classes and over the 6 without contempt (the
-comparison face-api.js-style 7-class models allow), macro-F1, per-class recall, and where each class's
-misses went. CK+'s terms allow research use only: measure with it, never train on it (`evaluate` only
+comparison face-api.js-style 7-class models allow), macro-F1, per-class recall, where each class's
+misses went, and the confusion matrix. CK+'s terms allow research use only: measure with it, never train on it (`evaluate` only
 reads it).
 
     .venv/bin/python benchmarks/posed_expressions.py                       # the shipped model
@@ -50,6 +50,17 @@ def summarise(name: str, metrics: dict, rows: list[dict]) -> None:
         recall = sum(r["predicted"] == label for r in mine) / len(mine)
         misses = Counter(r["predicted"] for r in mine if r["predicted"] != label).most_common(3)
         print(f"| {label} | {len(mine)} | {recall:.2f} | {', '.join(f'{c} {n}' for c, n in misses) or '-'} |")
+    print_confusion(metrics["classes"], rows)
+
+
+def print_confusion(classes: list[str], rows: list[dict]) -> None:
+    """The confusion matrix as a Markdown table: a row per true class present, a column per model class."""
+    present = [c for c in classes if any(r["label"] == c for r in rows)]
+    counts = Counter((r["label"], r["predicted"]) for r in rows)
+    print("\n| true \\ predicted | " + " | ".join(classes) + " |")
+    print("|---|" + "---:|" * len(classes))
+    for label in present:
+        print(f"| {label} | " + " | ".join(str(counts[label, c]) for c in classes) + " |")
 
 
 def main() -> None:
