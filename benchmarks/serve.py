@@ -168,8 +168,8 @@ class Stallers:
 
     def _open(self, kind: str) -> tuple[socket.socket, str, float]:
         sock = socket.create_connection(("127.0.0.1", self.port))
-        head = (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
-                f"boundary=x\r\nContent-Length: 100000\r\n\r\n").encode()
+        head = ("POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                "boundary=x\r\nContent-Length: 100000\r\n\r\n").encode()
         if kind == "half a head":
             sock.sendall(head[:30])
         elif kind == "a head, no body":

@@ -10,7 +10,6 @@ AIDENTIFY_REPORT_SCREENSHOT=PATH to keep the screenshot (docs/analyze-report.png
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import shutil
