@@ -13,11 +13,17 @@ src/aidentify/assets/default.tflite. `make default-model` runs it.
 
 ``--rescore`` measures the shipped file's scores again and records them, for
 when the way faces are read changes and the training run is not at hand.
+
+Both also score the shipped file on posed expressions, CK+48's dev subjects
+(``--posed``, by default ``../shared/datasets/ckplus48-dev`` beside the
+checkout; skipped with a note when the folder is absent), as
+``benchmarks/posed_expressions.py`` does: measured, never trained on.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import tempfile
@@ -34,6 +40,7 @@ from aidentify.train.evaluate import evaluate, plot_confusion
 from aidentify.inference.modelfile import DEFAULT_MODEL, embed_tflite_metadata, read_metadata
 
 CONFUSION_SVG = Path("docs/default-model-confusion.svg")
+POSED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "ckplus48-dev"
 # The recipe `make default-model` runs: a first cosine cycle, then six more, each from the best weights
 # before it: three at 48 px, a gentle one from the fourth stage's int8 export, then two at 64 px;
 # then four fine-tunes of the seventh stage's int8 export, averaged with it into one model.
@@ -147,7 +154,21 @@ def score_on_valid(model: Path, data_dir: Path, scratch: Path, shipped: bool) ->
     return _scores(result.metrics), _scores(viewed.metrics)
 
 
-def ship_run(run: Path, kind: str, data_dir: Path) -> tuple[bytes, dict]:
+def score_on_posed(model: Path, folder: Path, scratch: Path) -> dict | None:
+    """Scores of ``model`` on a CK+48-style folder (class folders of face crops, no neutral class), or None
+    when the folder is absent: those of :func:`_scores` plus the accuracy over the classes but contempt."""
+    if not folder.is_dir():
+        print(f"note: no posed-expression folder at {folder}; its scores are not recorded (give --posed)")
+        return None
+    [result] = evaluate([model], str(folder), scratch / "posed", EvaluateConfig())
+    with open(result.out_dir / "predictions.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["label"] != "contempt"]
+    without_contempt = sum(r["label"] == r["predicted"] for r in rows) / max(len(rows), 1)
+    return {**_scores(result.metrics), "accuracy_without_contempt": without_contempt,
+            "data": folder.name, "measured": time.strftime("%Y-%m-%d")}
+
+
+def ship_run(run: Path, kind: str, data_dir: Path, posed: Path) -> tuple[bytes, dict]:
     """Export, score and describe the best checkpoint of ``run``; returns the file to ship and its provenance."""
     run_info = json.loads((run / "run.json").read_text())
     stages, average = recipe_stages(run)  # before anything is scored or drawn: a refused run changes nothing
@@ -172,25 +193,31 @@ def ship_run(run: Path, kind: str, data_dir: Path) -> tuple[bytes, dict]:
             "fer_plus_valid": scores,
             "test_time_views": TEST_TIME_VIEWS,
             "fer_plus_valid_with_views": views[kind],
+            "posed_expressions": score_on_posed(exported[kind].path, posed, Path(scratch)),
         }
         metadata = read_metadata(exported[kind].path)
         return exported[kind].path.read_bytes(), {**metadata, "provenance": provenance}
 
 
-def rescore_shipped(data_dir: Path) -> tuple[bytes, dict]:
-    """The shipped file with its FER+ Valid scores measured again (after a change to how faces are read).
+def rescore_shipped(data_dir: Path, posed: Path) -> tuple[bytes, dict]:
+    """The shipped file with its FER+ Valid and posed-expression scores measured again (after a change to
+    how faces are read, or to add a benchmark).
 
     Only the shipped export can be scored: the other kind's file, and the run it came from, are not kept.
-    The scores it replaces stay in the record, under ``scores_before_rescoring``.
+    FER+ scores it changes stay in the record, under ``scores_before_rescoring``.
     """
     metadata = read_metadata(DEFAULT_MODEL)
     provenance = metadata["provenance"]
     kind = provenance["shipped"]
     with tempfile.TemporaryDirectory() as scratch:
         scores, with_views = score_on_valid(DEFAULT_MODEL, data_dir, Path(scratch), shipped=True)
+        posed_scores = score_on_posed(DEFAULT_MODEL, posed, Path(scratch))
     earlier = {key: provenance[key] for key in ("fer_plus_valid", "fer_plus_valid_with_views")}
-    provenance.update(fer_plus_valid={kind: scores}, fer_plus_valid_with_views=with_views,
-                      rescored=time.strftime("%Y-%m-%d"), scores_before_rescoring=earlier)
+    if (scores, with_views) != (earlier["fer_plus_valid"].get(kind), earlier["fer_plus_valid_with_views"]):
+        provenance.update(fer_plus_valid={kind: scores}, fer_plus_valid_with_views=with_views,
+                          rescored=time.strftime("%Y-%m-%d"), scores_before_rescoring=earlier)
+    if posed_scores:
+        provenance["posed_expressions"] = posed_scores
     return DEFAULT_MODEL.read_bytes(), metadata
 
 
@@ -203,11 +230,13 @@ def main() -> int:
                         help="score the shipped file again and update its recorded scores (no run needed)")
     parser.add_argument("--data-dir", type=Path, default=Path("data/prepared"),
                         help="prepared data whose val split scores the model")
+    parser.add_argument("--posed", type=Path, default=POSED_DATA,
+                        help="CK+48-style class folders of posed expressions, scored and recorded when present")
     args = parser.parse_args()
     if (args.run is None) != args.rescore:
         parser.error("give a run folder to ship, or --rescore to score the shipped model again")
-    flatbuffer, metadata = rescore_shipped(args.data_dir) if args.rescore else ship_run(args.run, args.kind,
-                                                                                        args.data_dir)
+    flatbuffer, metadata = (rescore_shipped(args.data_dir, args.posed) if args.rescore
+                            else ship_run(args.run, args.kind, args.data_dir, args.posed))
     provenance = metadata["provenance"]
     flatbuffer = embed_tflite_metadata(flatbuffer, metadata)
     atomic_write_bytes(DEFAULT_MODEL, flatbuffer)
@@ -219,6 +248,9 @@ def main() -> int:
     viewed = provenance["fer_plus_valid_with_views"]
     print(f"{kind:>7} with {TEST_TIME_VIEWS}: FER+ Valid accuracy {viewed['accuracy']:.4f}, "
           f"macro-F1 {viewed['macro_f1']:.4f}")
+    if posed := provenance.get("posed_expressions"):
+        print(f"{kind:>7} on {posed['data']}: accuracy {posed['accuracy']:.3f} (7 classes), "
+              f"{posed['accuracy_without_contempt']:.3f} (without contempt), macro-F1 {posed['macro_f1']:.3f}")
     return 0
 
 

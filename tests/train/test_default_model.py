@@ -79,3 +79,16 @@ def test_an_averaged_default_model_names_each_averaged_file_and_its_config(prove
     starts = {s["init_weights_sha256"] for s in fine_tunes}
     assert len(fine_tunes) >= 2 and len(starts) == 1  # fine-tunes of one file...
     assert len(average["models"]) == len(fine_tunes) + 1 and starts <= {m["sha256"] for m in average["models"]}
+
+
+@pytest.mark.parametrize("page", ["docs/model-card.md", "README.md"])
+def test_the_pages_publish_the_recorded_posed_expression_scores(provenance, page):
+    text = (ROOT / page).read_text()
+    prose = " ".join(text.split())  # prose wraps anywhere
+    scores = provenance["posed_expressions"]  # scripts/ship_default_model.py measures them on CK+48 dev
+    for key in ("accuracy", "accuracy_without_contempt", "macro_f1"):
+        assert f"{scores[key]:.3f}" in prose, key
+    assert "benchmarks/posed_expressions.py" in prose  # the benchmark that reproduces them
+    per_class = scores["recall"].items() if page == "docs/model-card.md" else ()  # the confusion table is the card's
+    for name, recall in per_class:  # each row of the card's confusion table ends with the class's recall
+        assert re.search(rf"^\| {name} \([0-9]+\) \|.* \| {recall:.2f} \|$", text, re.MULTILINE), name
