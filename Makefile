@@ -96,7 +96,7 @@ default-model: $(STAMP) ## retrain and ship the default model (DATA=path/to/ferp
 		$$(for run in cycle8 distill-flip distill10-ema soup-s61; do echo -m $$(ls -td runs/cnn/$$run*/ | head -n 1); done)
 	$(BIN)/python scripts/ship_default_model.py $$(ls -td runs/cnn/soup*/ | head -n 1)
 
-bench: $(STAMP)  ## data, training, detection, live, tracking and serve; default model vs the fer package (README tables)
+bench: $(STAMP)  ## data, training, detection, live, tracking and serve; default model vs the fer package, and on posed expressions (README tables)
 	$(BIN)/pip install --quiet --no-deps fer==25.10.3 "setuptools<81"
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/data_stages.py
@@ -106,6 +106,7 @@ bench: $(STAMP)  ## data, training, detection, live, tracking and serve; default
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/default_model.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/posed_expressions.py  # needs ../shared/datasets/ckplus48-dev (or --data)
 
 clean:           ## remove caches (keeps .venv and data/)
 	rm -rf .pytest_cache build dist src/*.egg-info
