@@ -338,13 +338,11 @@ def _train_phases(config: TrainCommon, events: TrainEvents, model: Any, strategy
 def averaged_weights_swap(state: dict[str, Any]) -> Any:
     """Keras's ``SwapEMAWeights`` (``swap_on_epoch``), remembering in ``state`` which weights the model holds.
 
-    From the end of an epoch to the start of the next the model holds the
-    moving average (Polyak and Juditsky, 1992), so validation, early stopping
-    and both saved files see it, while training steps go on from the raw
-    weights. A saved ``last.keras`` therefore holds the average in the model
-    and the raw weights in the optimizer's average slots;
-    ``state["ema_weights_in_model"]`` (kept in ``state.json``) tells a resumed
-    run to swap them back before its first step.
+    From the end of an epoch to the start of the next the model holds the moving average (Polyak
+    and Juditsky, 1992), so validation, early stopping and both saved files see it, while training
+    steps go on from the raw weights. A saved ``last.keras`` therefore holds the average in the model
+    and the raw weights in the optimizer's average slots; ``state["ema_weights_in_model"]`` (kept in
+    ``state.json``) tells a resumed run to swap them back before its first step.
     """
     import keras
 
