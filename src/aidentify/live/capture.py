@@ -1,20 +1,17 @@
 """Frame sources: a camera, a stream URL, a video file, an image, an animation or a folder.
 
-What a file is comes from what it holds, not its name (:mod:`aidentify.imagefile`):
-an image of one frame is a photo; an image of several (an animated GIF, WebP,
-APNG or AVIF, a multi-page TIFF) is a short video read frame by frame at its own
-timing; anything else is given to the video decoder. A folder follows the same
-rule file by file (:mod:`aidentify.live.folder`).
+What a file is comes from what it holds, not its name (:mod:`aidentify.imagefile`): an image of one
+frame is a photo; an image of several (an animated GIF, WebP, APNG or AVIF, a multi-page TIFF) is a
+short video read frame by frame at its own timing; anything else is given to the video decoder. A
+folder follows the same rule file by file (:mod:`aidentify.live.folder`).
 
-Cameras and streams are read on their own thread that keeps only the newest
-frame: when inference is slower than the camera, old frames are dropped
-instead of queueing up (the overlay stays current). Files are read in order,
-every frame, because their annotated copy and timeline must be complete, and
-each frame is timed by the decoder's presentation timestamp (media time), so a
-variable-frame-rate video gets its true times. An ``http(s)://`` URL whose
-container declares a frame count is a finite file and is read like one; an
-``http(s)://`` URL without one, and any other URL (``rtsp://``, ``rtmp://``,
-``udp://``…), is a stream.
+Cameras and streams are read on their own thread that keeps only the newest frame: when inference is
+slower than the camera, old frames are dropped instead of queueing up (the overlay stays current).
+Files are read in order, every frame, because their annotated copy and timeline must be complete, and
+each frame is timed by the decoder's presentation timestamp (media time), so a variable-frame-rate
+video gets its true times. An ``http(s)://`` URL whose container declares a frame count is a finite
+file and is read like one; an ``http(s)://`` URL without one, and any other URL (``rtsp://``,
+``rtmp://``, ``udp://``…), is a stream.
 """
 
 from __future__ import annotations
@@ -81,10 +78,9 @@ class FrameSource:
 class VideoFileSource(FrameSource):
     """Every frame of a video file (a path, or a finite file behind an ``http(s)://`` URL).
 
-    A frame's time is its presentation timestamp from the decoder
-    (``CAP_PROP_POS_MSEC`` after ``read``), so a variable-frame-rate video keeps its
-    true times. Where the decoder gives none (a timestamp that does not move forward),
-    the frame is placed one nominal frame after the previous one.
+    A frame's time is its presentation timestamp from the decoder (``CAP_PROP_POS_MSEC`` after
+    ``read``), so a variable-frame-rate video keeps its true times. Where the decoder gives none (a
+    timestamp that does not move forward), the frame is placed one nominal frame after the previous one.
     """
 
     def __init__(self, path: Path | str, capture: cv2.VideoCapture | None = None):
@@ -198,8 +194,7 @@ class LatestFrameSource(FrameSource):
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self._lock = threading.Condition()
         self._frame: np.ndarray | None = None
-        self._serial = 0
-        self._taken = 0
+        self._serial = self._taken = 0  # frames read from the device, and handed out
         self._ended = False
         self._stop = threading.Event()
         self._start = time.monotonic()
@@ -316,13 +311,11 @@ class FolderSource(FrameSource):
         self._frames.close()
 
 
-
 def source_kind(camera: int | None = None, source: str | None = None) -> str:
     """What a source is: "camera", "stream", "folder", "image" or "video".
 
-    A file is judged by what it holds (its header): an image of one frame is
-    "image", an animation or anything else "video". A path that is not there yet
-    is judged by its suffix (``open_source`` then says it is missing).
+    A file is judged by what it holds (its header): an image of one frame is "image", an animation
+    or anything else "video". A path not there yet is judged by its suffix (``open_source`` says so).
     """
     if camera is not None or source is None:
         return "camera"
@@ -341,8 +334,8 @@ def source_kind(camera: int | None = None, source: str | None = None) -> str:
 def check_camera_index(camera: int) -> int:
     """``camera`` when it can name a camera (0 to :data:`MAX_CAMERA_INDEX`), else ``DataError``.
 
-    OpenCV segfaults on some negative indices and raises its overload error on one
-    beyond a C int, so both are refused before OpenCV sees them.
+    OpenCV segfaults on some negative indices and raises its overload error on one beyond a C int,
+    so both are refused before OpenCV sees them.
     """
     if not 0 <= camera <= MAX_CAMERA_INDEX:
         raise DataError(f"--camera {camera}: a camera index is a whole number from 0 to {MAX_CAMERA_INDEX} "
@@ -351,11 +344,8 @@ def check_camera_index(camera: int) -> int:
 
 
 def is_finite_file(url: str, capture: cv2.VideoCapture) -> bool:
-    """Whether an opened URL is a finite video file: ``http(s)://`` with a known frame count.
-
-    Other schemes (``rtsp://``, ``rtmp://``, ``udp://``…) are streams, and so is an
-    ``http(s)://`` feed whose container declares no frame count (MJPEG, a live HLS playlist).
-    """
+    """Whether an opened URL is a finite video file: ``http(s)://`` with a known frame count. Other
+    schemes (``rtsp://``, ``udp://``…) and ``http(s)://`` feeds without one (MJPEG, live HLS) are streams."""
     if url.split("://", 1)[0].lower() not in ("http", "https"):
         return False
     return (capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) > 0
@@ -365,9 +355,9 @@ def open_source(camera: int | None = None, source: str | None = None,
                 on_skip: SkipFn | None = None) -> FrameSource:
     """Open exactly one of a camera index or a source path/URL (see :func:`source_kind`).
 
-    ``on_skip(file, why)`` hears of each file a folder source leaves out.
-    Raises ``DataError`` for a camera index out of range, a camera or stream that does
-    not open, a missing path, or a file nothing here can read.
+    ``on_skip(file, why)`` hears of each file a folder source leaves out. Raises ``DataError`` for a
+    camera index out of range, a camera or stream that does not open, a missing path, or a file
+    nothing here can read.
     """
     if (camera is None) == (source is None):
         raise DataError("give either --camera INDEX or --source PATH_OR_URL")
