@@ -48,7 +48,7 @@ def summarise(name: str, metrics: dict, rows: list[dict]) -> None:
     for label in sorted({r["label"] for r in rows}, key=lambda c: metrics["classes"].index(c)):
         mine = [r for r in rows if r["label"] == label]
         recall = sum(r["predicted"] == label for r in mine) / len(mine)
-        misses = Counter(r["predicted"] for r in mine if r["predicted"] != label).most_common(3)
+        misses = Counter(r["predicted"] for r in mine if r["predicted"] != label).most_common()
         print(f"| {label} | {len(mine)} | {recall:.2f} | {', '.join(f'{c} {n}' for c, n in misses) or '-'} |")
     print_confusion(metrics["classes"], rows)
 

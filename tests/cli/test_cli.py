@@ -177,12 +177,22 @@ def test_download_without_a_dataset_names_the_choices(workdir):
                            "(e.g. aidentify download ferplus)")
 
 
-def test_download_from_a_csv_file_asks_for_its_folder(workdir):
-    (workdir / "fer2013.csv").write_text("emotion,pixels,Usage\n")
-    _assert_one_line_error(invoke("download", "fer2013", "--from", "fer2013.csv"),
-                           "--from expects a folder or a .zip/.tar.gz archive",
-                           "pass the folder that holds fer2013.csv")
-    assert not (workdir / "data/raw/fer2013").exists()
+def test_download_from_fer2013s_csv_file_itself_imports_it(workdir):
+    from conftest import texture
+
+    rows = [f"{i},{' '.join(map(str, texture(i).flatten()))},{usage}"
+            for i, usage in enumerate(("Training", "PublicTest", "PrivateTest"))]
+    (workdir / "fer2013.csv").write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    result = invoke("download", "fer2013", "--from", "fer2013.csv")
+    assert result.exit_code == 0, result.output
+    assert "3 images" in result.stdout and (workdir / "data/raw/fer2013/manifest.csv").is_file()
+
+
+def test_download_from_a_file_that_is_no_archive_or_csv_says_what_it_takes(workdir):
+    (workdir / "faces.txt").write_text("not a dataset\n")
+    _assert_one_line_error(invoke("download", "mine", "--from", "faces.txt"),
+                           "--from expects a folder, a .csv file or a .zip/.tar.gz archive")
+    assert not (workdir / "data/raw/mine").exists()
 
 
 def test_clean_warns_on_stderr_when_a_tiny_dataset_gets_no_val(workdir):

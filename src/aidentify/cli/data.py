@@ -31,7 +31,7 @@ AugmentSet = set_option("target=max")
 @app.command()
 def download(
     dataset: Annotated[str | None, typer.Argument(metavar="DATASET", show_default=False, help="ferplus, affectnet-hq, fer2013 or all (see configs/download.yaml); with --from, also a name of your own for a local dataset.")] = None,
-    from_path: Annotated[Path | None, typer.Option("--from", help="Import a local .zip/.tar.gz or folder instead of downloading from Kaggle.",
+    from_path: Annotated[Path | None, typer.Option("--from", help="Import a local .zip/.tar.gz, folder or .csv file (FER2013's fer2013.csv) instead of downloading from Kaggle.",
                                                    show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even if this dataset is already here.")] = False,
     raw_dir: Annotated[Path | None, typer.Option("--raw-dir", help="Where datasets go [default: data/raw].", show_default=False)] = None,

@@ -193,13 +193,16 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
 
 
 def _import_local(path: Path, files_dir: Path, progress: ProgressFn) -> dict[str, str]:
-    """Copy a local folder or extract a local archive into ``files_dir``."""
+    """Copy a local folder or a CSV file (FER2013's fer2013.csv), or extract a local archive, into
+    ``files_dir``; returns the SHA-256 of each file taken whole, by name."""
     if path.is_dir():
         shutil.copytree(path, files_dir, dirs_exist_ok=True)
         return {}
+    if path.suffix.lower() == ".csv":
+        shutil.copy2(path, files_dir / path.name)
+        return {path.name: sha256_file(path)}
     if not is_archive(path):
-        hint = f"; pass the folder that holds {path.name}" if path.suffix.lower() == ".csv" else ""
-        raise DataError(f"--from expects a folder or a .zip/.tar.gz archive, got {path}{hint}")
+        raise DataError(f"--from expects a folder, a .csv file or a .zip/.tar.gz archive, got {path}")
     extract_archive(path, files_dir, progress)
     return {path.name: sha256_file(path)}
 
