@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from aidentify.classes import CLASSES
 from aidentify.config.base import StrictModel, TestTimeZooms
 
 
@@ -99,6 +100,8 @@ class TrainCommon(StrictModel):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=0.5)
     mixup: float = Field(default=0.0, ge=0.0)  # Beta(mixup, mixup) blends of pairs of faces and targets; 0 = off
     class_weights: Literal["none", "balanced", "sqrt"] = "none"
+    # class-aware targets: a class's FER+ votes count this many times in training targets ({} = as voted)
+    vote_weights: dict[str, float] = Field(default_factory=dict)
     max_samples: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=64, ge=1)
     epochs: int = Field(default=40, ge=1)
@@ -117,6 +120,16 @@ class TrainCommon(StrictModel):
     init_weights: Path | None = None  # start from this .keras model or run folder instead of random weights
     distill: Distillation = Field(default_factory=Distillation)
     ema: WeightAveraging = Field(default_factory=WeightAveraging)
+
+    @field_validator("vote_weights")
+    @classmethod
+    def _known_classes_and_positive(cls, weights: dict[str, float]) -> dict[str, float]:
+        for name, weight in weights.items():
+            if name not in CLASSES:
+                raise ValueError(f"{name!r} is not a class; the classes are {', '.join(CLASSES)}")
+            if not weight > 0:
+                raise ValueError(f"{name}: a vote weight must be above 0, got {weight}")
+        return weights
 
 
 class CnnTrainConfig(TrainCommon):

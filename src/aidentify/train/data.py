@@ -41,7 +41,8 @@ class TrainingInput:
     crops: str = "whole"
 
 
-def load_training_input(data_dir: Path, labels: str, max_samples: int | None, seed: int) -> TrainingInput:
+def load_training_input(data_dir: Path, labels: str, max_samples: int | None, seed: int,
+                        vote_weights: dict[str, float] | None = None) -> TrainingInput:
     """Read the data manifest and build train/val targets (``majority`` or ``soft``)."""
     data_dir = Path(data_dir)
     frame = read_manifest(data_dir, produced_by="augment")
@@ -63,8 +64,8 @@ def load_training_input(data_dir: Path, labels: str, max_samples: int | None, se
         val = _sample(val, max_samples, rng)
     digest = hashlib.sha256((data_dir / MANIFEST_NAME).read_bytes()).hexdigest()
     counts = {c: int((train["label"] == c).sum()) for c in classes}
-    return TrainingInput(_split(train, classes, labels), _split(val, classes, labels), classes, digest, counts,
-                         crop_kind(train))
+    return TrainingInput(_split(train, classes, labels, vote_weights), _split(val, classes, labels), classes,
+                         digest, counts, crop_kind(train))
 
 
 def crop_kind(frame: pd.DataFrame) -> str:
@@ -84,12 +85,15 @@ def _sample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFra
     return frame.iloc[np.sort(rng.choice(len(frame), size=n, replace=False))]
 
 
-def targets_for(frame: pd.DataFrame, classes: list[str], labels: str) -> np.ndarray:
+def targets_for(frame: pd.DataFrame, classes: list[str], labels: str,
+                vote_weights: dict[str, float] | None = None) -> np.ndarray:
     """One-hot targets (N, C) float32, or FER+ vote distributions where votes exist.
 
     ``labels`` is ``majority`` (one-hot everywhere), ``soft`` or ``drawn``
     (vote distributions; ``drawn`` draws from them at training time, see
-    :func:`draw_labels`).
+    :func:`draw_labels`). ``vote_weights`` (class name → factor, others 1) multiplies
+    each class's votes before they are normalised: class-aware targets, where two anger
+    votes of ten can weigh as much as four. Only the training split is given them.
     """
     index = {c: i for i, c in enumerate(classes)}
     onehot = np.zeros((len(frame), len(classes)), dtype=np.float32)
@@ -98,14 +102,16 @@ def targets_for(frame: pd.DataFrame, classes: list[str], labels: str) -> np.ndar
     if labels == "majority" or not set(vote_columns) <= set(frame.columns):
         return onehot
     votes = frame[vote_columns].to_numpy(dtype=np.float32)
+    if vote_weights:
+        votes = votes * np.array([vote_weights.get(c, 1.0) for c in classes], dtype=np.float32)
     totals = np.nansum(votes, axis=1, keepdims=True)
     usable = (~np.isnan(votes).any(axis=1)) & (totals[:, 0] > 0)
     soft = np.where(usable[:, None], np.nan_to_num(votes) / np.maximum(totals, 1e-9), onehot)
     return soft.astype(np.float32)
 
 
-def _split(frame: pd.DataFrame, classes: list[str], labels: str) -> Split:
-    return Split(list(frame["abs_path"]), targets_for(frame, classes, labels), list(frame["label"]))
+def _split(frame: pd.DataFrame, classes: list[str], labels: str, vote_weights: dict[str, float] | None = None) -> Split:
+    return Split(list(frame["abs_path"]), targets_for(frame, classes, labels, vote_weights), list(frame["label"]))
 
 
 def class_weights_for(mode: str, counts: dict[str, int], classes: list[str]) -> dict[int, float] | None:
