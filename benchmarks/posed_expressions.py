@@ -4,8 +4,8 @@ faces where FER+-trained models are weakest (issue 39). Every future model is sc
 CK+ (Extended Cohn-Kanade; Lucey et al. 2010) has no neutral class in these peak frames, so a face the
 model calls neutral is a miss. Reported: accuracy over all 7 classes and over the 6 without contempt (the
 comparison face-api.js-style 7-class models allow), macro-F1, per-class recall, where each class's
-misses went, and the confusion matrix. CK+'s terms allow research use only: measure with it, never train on it (`evaluate` only
-reads it).
+misses went, and the confusion matrix. CK+'s terms allow research use only: measure with it, never
+train on it (`evaluate` only reads it).
 
     .venv/bin/python benchmarks/posed_expressions.py                       # the shipped model
     .venv/bin/python benchmarks/posed_expressions.py --model runs/cnn/exp  --data path/to/ckplus48-dev

@@ -43,7 +43,7 @@ class TrainingInput:
 
 def load_training_input(data_dir: Path, labels: str, max_samples: int | None, seed: int,
                         vote_weights: dict[str, float] | None = None) -> TrainingInput:
-    """Read the data manifest and build train/val targets (``majority`` or ``soft``)."""
+    """Read the data manifest and build train/val targets (:func:`targets_for`; ``vote_weights`` train only)."""
     data_dir = Path(data_dir)
     frame = read_manifest(data_dir, produced_by="augment")
     frame["abs_path"] = [str(p) for p in absolute_paths(frame, data_dir)]
@@ -110,7 +110,8 @@ def targets_for(frame: pd.DataFrame, classes: list[str], labels: str,
     return soft.astype(np.float32)
 
 
-def _split(frame: pd.DataFrame, classes: list[str], labels: str, vote_weights: dict[str, float] | None = None) -> Split:
+def _split(frame: pd.DataFrame, classes: list[str], labels: str,
+           vote_weights: dict[str, float] | None = None) -> Split:
     return Split(list(frame["abs_path"]), targets_for(frame, classes, labels, vote_weights), list(frame["label"]))
 
 

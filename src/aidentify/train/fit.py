@@ -202,7 +202,7 @@ def _fit(config: TrainCommon, events: TrainEvents, run_dir: Path, state: dict[st
     resumes = len(first_start.get("resumed", [])) + 1 if resumed else 0
     stream_seed = random_stream_seed(config.seed, resumes, state["epoch"])
     seed_everything(stream_seed)
-    data = load_training_input(Path(config.data_dir), config.labels, config.max_samples, config.seed, config.vote_weights)
+    data = load_training_input(config.data_dir, config.labels, config.max_samples, config.seed, config.vote_weights)
     distillation = _distill_targets(config, data, events) if config.distill.teachers else {}
     policy = use_mixed_precision(config.mixed_precision)
     events.message(device_summary(strategy, policy))
