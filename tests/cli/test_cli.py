@@ -188,6 +188,13 @@ def test_download_from_fer2013s_csv_file_itself_imports_it(workdir):
     assert "3 images" in result.stdout and (workdir / "data/raw/fer2013/manifest.csv").is_file()
 
 
+def test_a_bad_row_in_a_csv_given_itself_is_named_by_the_users_path(workdir):
+    (workdir / "fer2013.csv").write_text("emotion,pixels,Usage\n3,1 2 3 4,Training,extra\n")
+    result = invoke("download", "fer2013", "--from", "fer2013.csv")
+    _assert_one_line_error(result, "error: fer2013.csv line 2: expected 3 fields, found 4")
+    assert not (workdir / "data/raw/fer2013").exists()
+
+
 def test_download_from_a_file_that_is_no_archive_or_csv_says_what_it_takes(workdir):
     (workdir / "faces.txt").write_text("not a dataset\n")
     _assert_one_line_error(invoke("download", "mine", "--from", "faces.txt"),

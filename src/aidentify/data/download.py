@@ -149,6 +149,8 @@ def _as_user_paths(message: str, files_dir: Path, from_path: Path | None, name: 
         shown = f"{name} (from Kaggle): "
     elif Path(from_path).is_dir():
         shown = str(Path(from_path)) + os.sep
+    elif Path(from_path).suffix.lower() == ".csv":  # copied in whole: its copy is the user's file
+        return message.replace(str(files_dir / Path(from_path).name), str(from_path))
     else:
         shown = f"{from_path}:"
     return message.replace(str(files_dir) + os.sep, shown)
