@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from aidentify.classes import CLASSES as CLASSES_8
 from aidentify.train.data import class_weights_for
 
 COUNTS = {"neutral": 800, "anger": 200, "contempt": 0}
@@ -37,18 +38,15 @@ def _voted(**votes):
     return pd.DataFrame([{"label": label, **{VOTE_PREFIX + c: float(votes.get(c, 0)) for c in CLASSES_8}}])
 
 
-CLASSES_8 = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
-
-
 def test_vote_weights_make_a_class_s_votes_count_more_in_soft_targets():
     from aidentify.train.data import targets_for
 
     frame = _voted(neutral=8, anger=2)
-    plain = targets_for(frame, CLASSES_8, "soft")[0]
-    weighted = targets_for(frame, CLASSES_8, "soft", {"anger": 2.0})[0]
+    plain = targets_for(frame, list(CLASSES_8), "soft")[0]
+    weighted = targets_for(frame, list(CLASSES_8), "soft", {"anger": 2.0})[0]
     assert plain[4] == pytest.approx(0.2) and weighted[4] == pytest.approx(4 / 12)
     assert weighted.sum() == pytest.approx(1.0) and weighted[0] == pytest.approx(8 / 12)
-    assert (targets_for(frame, CLASSES_8, "majority", {"anger": 2.0})[0] == [1, 0, 0, 0, 0, 0, 0, 0]).all()
+    assert (targets_for(frame, list(CLASSES_8), "majority", {"anger": 2.0})[0] == [1, 0, 0, 0, 0, 0, 0, 0]).all()
 
 
 def test_vote_weights_name_real_classes_and_are_positive():
